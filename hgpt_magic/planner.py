@@ -23,7 +23,7 @@ from typing import Any
 
 from .llm import LLM, call_llm
 from .parsing import NoJSONError, extract_json
-from .registry import Registry, default_registry
+from .registry import Registry, TaskType, default_registry
 from .types import GENERATED_RE, MEDIA_TYPES, LLMCall, Plan, Task
 
 
@@ -254,6 +254,7 @@ def _repoint(
     for candidate in reversed(order[:position]):
         if slot.type in registry[candidate.task].outputs:
             task.args[name] = f"<GENERATED>-{candidate.id}"
+            task.dep = [candidate.id if d == ref else d for d in task.dep]  # reported here, not again as a dep fix
             repairs.append(
                 f"task {task.id}: {name!r} took <GENERATED>-{ref}, which cannot give {slot.type}; "
                 f"set to <GENERATED>-{candidate.id} ({candidate.task})"
@@ -290,14 +291,13 @@ def _topological_order(tasks: list[Task]) -> list[Task]:
 def bridge_types(
     data: Any, registry: Registry, request: str = "", prior: dict[str, int] | None = None
 ) -> tuple[Any, list[str]]:
-    """Insert a converter task where a task takes the output of one that produces another type.
+    """Insert converter tasks where a task takes the output of one that produces another type.
 
     "Summarize the picture you drew" planned as text-to-image -> summarization needs the picture in
-    words first: when no earlier task produces the wanted type (`_repoint`'s case), a one-input task
-    that turns the producer's type into it (here image -> text) is put in between. Among several
-    converters the one whose name and description share most words with the request wins, then the
-    one the demos use most (`prior`: task name -> count), then the registry's order. Returns the new
-    plan data and what was inserted (empty when nothing was).
+    words first: when no earlier task produces the wanted type (`_repoint`'s case), the shortest chain
+    of one-input tasks from the producer's type to the wanted one (here image -> text) is put in
+    between (`_conversion`; `prior`: task name -> how often the demos use it). Returns the new plan
+    data and what was inserted (empty when nothing was).
     """
     try:
         items = [dict(item, args=dict(item.get("args") or {})) for item in _as_task_list(data)]
@@ -327,25 +327,48 @@ def bridge_types(
             if any(slot.type in registry[n].outputs for n in names[:position]):
                 continue  # `_repoint` will use that task
             source = producer.outputs[0]
-            converters = [
-                t for t in registry
-                if len(t.inputs) == 1 and t.inputs[0].type == source and slot.type in t.outputs
-            ]
-            if not converters:
+            chain = _conversion(registry, source, slot.type, words, prior or {})
+            if not chain:
                 continue
-            best = max(
-                converters,
-                key=lambda t: (len(words & _words(f"{t.name} {t.description}")), (prior or {}).get(t.name, 0)),
-            )
-            inserted.append({"task": best.name, "id": next_id, "dep": [int(match.group(1))],
-                             "args": {best.inputs[0].name: f"<GENERATED>-{match.group(1)}"}})
-            item["args"][slot_name] = f"<GENERATED>-{next_id}"
+            upstream = int(match.group(1))
+            for converter in chain:
+                inserted.append({"task": converter.name, "id": next_id, "dep": [upstream],
+                                 "args": {converter.inputs[0].name: f"<GENERATED>-{upstream}"}})
+                upstream, next_id = next_id, next_id + 1
+            item["args"][slot_name] = f"<GENERATED>-{upstream}"
             notes.append(
                 f"task {ids[position]} ({spec.name}) wanted {slot.type} from task {match.group(1)} "
-                f"({producer.name}, {source}); inserted task {next_id} ({best.name}) to convert it"
+                f"({producer.name}, {source}); inserted {' -> '.join(t.name for t in chain)} to convert it"
             )
-            next_id += 1
     return items + inserted, notes
+
+
+def _conversion(
+    registry: Registry, source: str, target: str, words: set[str], prior: dict[str, int], hops: int = 1
+) -> list[TaskType]:
+    """The shortest chain (at most `hops`) of one-input tasks turning `source` media into `target`.
+
+    Each step takes the candidate sharing most words with the request, then the one the demos use
+    most, then the registry's first. One hop by default: a longer detour (audio -> text -> image)
+    invents too much of the plan to count as a repair; such plans go back to the LLM.
+    """
+
+    def rank(t: TaskType) -> tuple[int, int]:
+        return len(words & _words(f"{t.name} {t.description}")), prior.get(t.name, 0)
+
+    steps = {m: [t for t in registry if len(t.inputs) == 1 and t.inputs[0].type == m] for m in MEDIA_TYPES}
+    frontier: list[tuple[str, list[TaskType]]] = [(source, [])]
+    for _ in range(hops):
+        reached: dict[str, list[TaskType]] = {}
+        for media, path in frontier:
+            for t in sorted(steps.get(media, []), key=rank, reverse=True):
+                for out in t.outputs:
+                    if out not in reached and out != media:
+                        reached[out] = path + [t]
+        if target in reached:
+            return reached[target]
+        frontier = list(reached.items())
+    return []
 
 
 # --------------------------------------------------------------------------- demos and retrieval

@@ -301,4 +301,4 @@ def test_a_type_gap_is_bridged_by_a_converter_task():
     plan, _ = plan_from(reply)
     assert [t.task for t in plan] == ["text-to-image", "image-to-text", "summarization"]
     assert plan[1].args == {"text": "<GENERATED>-2"} and plan[2].args == {"image": "<GENERATED>-0"}
-    assert any("inserted task 2 (image-to-text)" in r for r in plan.repairs)
+    assert any("inserted image-to-text to convert it" in r for r in plan.repairs)
