@@ -13,6 +13,7 @@ task of the right type, a missing conversion inserted by `bridge_types`), and sa
 from __future__ import annotations
 
 import json
+import mimetypes
 import os
 import re
 from collections.abc import Sequence
@@ -100,9 +101,14 @@ def _as_task_list(data: Any) -> list[Any]:
     raise PlanError(['expected a JSON list of tasks or {"tasks": [...]}'])
 
 
-def validate_plan(data: Any, registry: Registry | None = None, raw: str = "") -> Plan:
-    """Check and repair a parsed plan; raise `PlanError` with every problem that cannot be fixed."""
+def validate_plan(data: Any, registry: Registry | None = None, raw: str = "", request: str = "") -> Plan:
+    """Check and repair a parsed plan; raise `PlanError` with every problem that cannot be fixed.
+
+    `request`, when given, lets a media argument that refers to a task of the wrong type fall back to
+    the one file of that type the request names (see `_repoint`).
+    """
     registry = registry or default_registry()
+    files = request_files(request)
     items = _as_task_list(data)
     errors: list[str] = []
     repairs: list[str] = []
@@ -166,7 +172,7 @@ def validate_plan(data: Any, registry: Registry | None = None, raw: str = "") ->
 
     # 3. arguments fit the slots; references point to existing tasks of a fitting output type
     for task in tasks:
-        errors += _check_args(task, registry, by_id, repairs, tasks)
+        errors += _check_args(task, registry, by_id, repairs, tasks, files)
 
     # 4. dep is derived from the references
     for task in tasks:
@@ -187,7 +193,12 @@ def validate_plan(data: Any, registry: Registry | None = None, raw: str = "") ->
 
 
 def _check_args(
-    task: Task, registry: Registry, by_id: dict[int, Task], repairs: list[str], order: Sequence[Task] = ()
+    task: Task,
+    registry: Registry,
+    by_id: dict[int, Task],
+    repairs: list[str],
+    order: Sequence[Task] = (),
+    files: dict[str, list[str]] | None = None,
 ) -> list[str]:
     errors = []
     spec = registry[task.task]
@@ -212,7 +223,9 @@ def _check_args(
             errors.append(f"task {task.id} ({task.task}) is missing its {slot.type} argument {slot.name!r}")
 
     for name, ref in task.references():
-        ref = _repoint(task, name, ref, registry, by_id, order, repairs)
+        ref = _repoint(task, name, ref, registry, by_id, order, repairs, files or {})
+        if ref is None:  # now a file of the request, no longer a reference
+            continue
         producer = by_id.get(ref)
         if producer is None:
             errors.append(f"task {task.id} uses <GENERATED>-{ref}, but there is no task {ref}")
@@ -236,13 +249,23 @@ def _check_args(
 
 
 def _repoint(
-    task: Task, name: str, ref: int, registry: Registry, by_id: dict[int, Task], order: Sequence[Task], repairs: list[str]
-) -> int:
+    task: Task,
+    name: str,
+    ref: int,
+    registry: Registry,
+    by_id: dict[int, Task],
+    order: Sequence[Task],
+    repairs: list[str],
+    files: dict[str, list[str]],
+) -> int | None:
     """Point a whole-argument reference that cannot be right (no such task, itself, or a task that does
-    not produce the slot's type) at the closest earlier task that does produce it, if there is one.
+    not produce the slot's type) at what was most likely meant; returns the new reference, or None when
+    the argument became a file.
 
     Small LLMs often write the right structure with an off-by-one or a neighbour's id; the type graph
-    says which producer was meant. Without a fitting earlier task the reference is left for the errors.
+    says which producer was meant: the closest earlier task that produces the slot's type. Failing that,
+    a media slot takes the request's file of that type when the request names exactly one ("edit
+    photo.jpg" planned as image-editing of a speech clip). Otherwise the reference is left for the errors.
     """
     slot = registry[task.task].slot(name)
     producer = by_id.get(ref)
@@ -260,7 +283,30 @@ def _repoint(
                 f"set to <GENERATED>-{candidate.id} ({candidate.task})"
             )
             return candidate.id
+    named = files.get(slot.type, [])
+    if slot.type != "text" and len(named) == 1:
+        task.args[name] = named[0]
+        task.dep = [d for d in task.dep if d != ref]
+        repairs.append(
+            f"task {task.id}: {name!r} took <GENERATED>-{ref}, which cannot give {slot.type}; "
+            f"set to {named[0]}, the request's only {slot.type} file"
+        )
+        return None
     return ref
+
+
+_FILE = re.compile(r"[\w./~:-]*[\w-]\.[A-Za-z0-9]{2,5}\b")
+
+
+def request_files(request: str) -> dict[str, list[str]]:
+    """The file names in a request, by media type (from the extension): {"image": ["a.jpg"], ...}."""
+    found: dict[str, list[str]] = {}
+    for name in _FILE.findall(request or ""):
+        mime = mimetypes.guess_type(name)[0] or ""
+        kind = mime.split("/")[0]
+        if kind in ("image", "audio", "video") and name not in found.get(kind, []):
+            found.setdefault(kind, []).append(name)
+    return found
 
 
 def _reference_type(value: str, by_id: dict[int, Task], registry: Registry) -> str | None:
@@ -289,15 +335,15 @@ def _topological_order(tasks: list[Task]) -> list[Task]:
 
 
 def bridge_types(
-    data: Any, registry: Registry, request: str = "", prior: dict[str, int] | None = None
+    data: Any, registry: Registry, request: str = "", prior: dict[str, int] | None = None, hops: int = 1
 ) -> tuple[Any, list[str]]:
     """Insert converter tasks where a task takes the output of one that produces another type.
 
     "Summarize the picture you drew" planned as text-to-image -> summarization needs the picture in
     words first: when no earlier task produces the wanted type (`_repoint`'s case), the shortest chain
     of one-input tasks from the producer's type to the wanted one (here image -> text) is put in
-    between (`_conversion`; `prior`: task name -> how often the demos use it). Returns the new plan
-    data and what was inserted (empty when nothing was).
+    between (`_conversion`; `prior`: task name -> how often the demos use it; at most `hops` tasks).
+    Returns the new plan data and what was inserted (empty when nothing was).
     """
     try:
         items = [dict(item, args=dict(item.get("args") or {})) for item in _as_task_list(data)]
@@ -327,7 +373,7 @@ def bridge_types(
             if any(slot.type in registry[n].outputs for n in names[:position]):
                 continue  # `_repoint` will use that task
             source = producer.outputs[0]
-            chain = _conversion(registry, source, slot.type, words, prior or {})
+            chain = _conversion(registry, source, slot.type, words, prior or {}, hops)
             if not chain:
                 continue
             upstream = int(match.group(1))
@@ -350,7 +396,8 @@ def _conversion(
 
     Each step takes the candidate sharing most words with the request, then the one the demos use
     most, then the registry's first. One hop by default: a longer detour (audio -> text -> image)
-    invents too much of the plan to count as a repair; such plans go back to the LLM.
+    invents more of the plan, so the planner first asks the LLM again and bridges with two hops only
+    when its last answer still has the gap.
     """
 
     def rank(t: TaskType) -> tuple[int, int]:
@@ -778,12 +825,13 @@ class Planner:
                 if self.compact:
                     data = _number_by_position(data)
                 try:
-                    return validate_plan(data, self.registry, raw=raw)
+                    return validate_plan(data, self.registry, raw=raw, request=request)
                 except PlanError:
-                    bridged, notes = bridge_types(data, self.registry, request, self._task_counts)
+                    hops = 2 if attempt == self.retries else 1  # the last answer: allow the longer detour
+                    bridged, notes = bridge_types(data, self.registry, request, self._task_counts, hops)
                     if not notes:
                         raise
-                    plan = validate_plan(bridged, self.registry, raw=raw)  # raises the bridged plan's errors
+                    plan = validate_plan(bridged, self.registry, raw=raw, request=request)  # raises the bridged plan's errors
                     plan.repairs = notes + plan.repairs
                     return plan
             except (NoJSONError, PlanError) as exc:

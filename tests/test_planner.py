@@ -25,10 +25,10 @@ GOOD = [
 ]
 
 
-def plan_from(reply: str, retry_reply: str | None = None):
+def plan_from(reply: str, retry_reply: str | None = None, request: str = "Read sign.png aloud"):
     replies = [reply] + ([retry_reply] if retry_reply is not None else [])
     llm = ScriptedLLM(replies)
-    return Planner(llm, retries=1 if retry_reply is not None else 0).plan("Read sign.png aloud"), llm
+    return Planner(llm, retries=1 if retry_reply is not None else 0).plan(request), llm
 
 
 @pytest.mark.parametrize(
@@ -78,11 +78,11 @@ REJECTED = {
     "wrong-input-type": (
         json.dumps(
             [
-                {"task": "text-to-speech", "id": 0, "dep": [], "args": {"text": "hello"}},
+                {"task": "text-to-video", "id": 0, "dep": [], "args": {"text": "hello"}},
                 {"task": "image-to-text", "id": 1, "dep": [0], "args": {"image": "<GENERATED>-0"}},
             ]
         ),
-        "wants image for 'image', but task 0 (text-to-speech) produces audio",
+        "wants image for 'image', but task 0 (text-to-video) produces video",  # nothing converts video
     ),
     "missing-argument": (json.dumps([{"task": "visual-question-answering", "id": 0, "dep": [], "args": {"image": "a.png"}}]), "missing its text argument"),
     "not-a-list": (json.dumps({"plan": "do it"}), "expected a JSON list"),
@@ -93,7 +93,7 @@ REJECTED = {
 def test_unrepairable_outputs_raise_plan_error_with_raw_text(case):
     reply, message = REJECTED[case]
     with pytest.raises(PlanError) as info:
-        plan_from(reply)
+        plan_from(reply, request="Read the picture aloud")  # names no file the plan could fall back to
     assert message in " ".join(info.value.errors)
     assert info.value.raw == reply  # the raw LLM text is kept for the user
     assert str(info.value).startswith("invalid plan:")
@@ -302,3 +302,40 @@ def test_a_type_gap_is_bridged_by_a_converter_task():
     assert [t.task for t in plan] == ["text-to-image", "image-to-text", "summarization"]
     assert plan[1].args == {"text": "<GENERATED>-2"} and plan[2].args == {"image": "<GENERATED>-0"}
     assert any("inserted image-to-text to convert it" in r for r in plan.repairs)
+
+
+def test_a_media_reference_of_the_wrong_type_falls_back_to_the_requests_only_file_of_that_type():
+    reply = json.dumps([
+        {"task": "text-to-video", "id": 0, "dep": [], "args": {"text": "a pink sky"}},
+        {"task": "image-to-image", "id": 1, "dep": [0], "args": {"image": "<GENERATED>-0", "text": "pink sky"}},
+    ])
+    llm = ScriptedLLM([reply])
+    plan = Planner(llm, retries=0).plan("Film a pink sky, and make the sky in photo.jpg pink")
+    assert plan[1].args["image"] == "photo.jpg" and plan[1].dep == []
+    assert any("the request's only image file" in r for r in plan.repairs)
+
+    # two images named: which one was meant is not clear, so the plan is refused with the reason
+    with pytest.raises(PlanError, match="wants image"):
+        Planner(ScriptedLLM([reply]), retries=0).plan("Film it, then edit a.jpg or b.png")
+
+
+def test_request_files_are_grouped_by_media_type():
+    from hgpt_magic.planner import request_files
+
+    found = request_files("Compare 'a.jpg' with notebooks/data/b.png, play x.wav, not v1.2 or e.g. this")
+    assert found == {"image": ["a.jpg", "notebooks/data/b.png"], "audio": ["x.wav"]}
+
+
+def test_a_two_step_type_gap_is_bridged_only_after_the_llm_was_asked_again():
+    gap = json.dumps([
+        {"task": "text-to-speech", "id": 0, "dep": [], "args": {"text": "a red fox"}},
+        {"task": "image-to-text", "id": 1, "dep": [0], "args": {"image": "<GENERATED>-0"}},  # audio -> image
+    ])
+    llm = ScriptedLLM([gap, gap])
+    plan = Planner(llm, retries=1).plan("Say 'a red fox' and describe the picture")
+    assert len(llm.requests) == 2  # the first answer went back to the LLM with the error
+    assert [t.task for t in plan] == ["text-to-speech", "automatic-speech-recognition", "text-to-image", "image-to-text"]
+    asr, draw, describe = list(plan)[1:]
+    assert asr.args == {"audio": "<GENERATED>-0"} and draw.args == {"text": f"<GENERATED>-{asr.id}"}
+    assert describe.args == {"image": f"<GENERATED>-{draw.id}"}
+    assert any("inserted automatic-speech-recognition -> text-to-image" in r for r in plan.repairs)
