@@ -2,6 +2,7 @@
 
 import _thread
 import json
+import signal
 import threading
 import time
 
@@ -118,7 +119,16 @@ def test_crashing_expert_is_a_failed_task_not_a_crashed_run(tmp_path):
     assert results[0].status == "failed" and results[0].error == "ZeroDivisionError: boom"
 
 
-def test_ctrl_c_keeps_finished_results_and_run_json_survives(tmp_path):
+@pytest.fixture
+def ctrl_c_raises():
+    """Python's own SIGINT handler, as in a kernel or a terminal: a shell that starts jobs in the
+    background sets SIGINT to "ignore", and then `interrupt_main` does nothing."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_keeps_finished_results_and_run_json_survives(tmp_path, ctrl_c_raises):
     class InterruptingExperts(TimedExperts):
         def run(self, task, model, inputs, ctx):
             if task == "translation":
