@@ -172,7 +172,7 @@ class TaskRow:
             slot.name: ArgField(slot, task.args.get(slot.name, ""), producers, editor._on_edit)
             for slot in registry[task.task].inputs
         }
-        labels = [(f"{c.id} · {c.downloads:,} downloads", c.id) for c in choice.candidates]
+        labels = [(f"{c.id} · {c.downloads:,} downloads" if c.downloads else c.id, c.id) for c in choice.candidates]
         if choice.model and choice.model not in [c.id for c in choice.candidates]:
             labels.insert(0, (choice.model, choice.model))
         self.model = W.Dropdown(
