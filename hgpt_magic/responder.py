@@ -7,6 +7,7 @@ summary built from the same account is the answer, so a run never ends without o
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 from .llm import LLM, call_llm
@@ -90,8 +91,24 @@ class Responder:
             reply = call_llm(self.llm, messages, stage="respond", calls=calls, max_tokens=self.max_tokens)
         except Exception:  # any failure of the LLM: the run still gets an answer
             return fallback_answer(request, plan, selection, results)
-        answer = reply.text.strip() or fallback_answer(request, plan, selection, results)
+        answer = without_preamble(reply.text) or fallback_answer(request, plan, selection, results)
         return with_file_paths(answer, results)
+
+
+#: A first line that announces the answer instead of giving it ("The answer to the user's request is:"),
+#: a habit of small models that the prompt's "start with the answer itself" does not always break.
+PREAMBLE = re.compile(
+    r"\A\s*(?:sure[,!.]?\s*)?(?:here is |here's )?(?:the |my )?(?:answer|response|reply) to (?:the |your )?"
+    r"(?:user'?s )?(?:request|question)(?: is)?\s*:\s*\n+",
+    re.IGNORECASE,
+)
+
+
+def without_preamble(text: str) -> str:
+    """The answer without an announcing first line; unchanged when that line is all there is."""
+    text = text.strip()
+    rest = PREAMBLE.sub("", text, count=1).strip()
+    return rest or text
 
 
 def with_file_paths(answer: str, results: Mapping[int, TaskResult]) -> str:

@@ -106,3 +106,18 @@ def test_history_reaches_the_next_plan_and_reset_clears_it(tmp_path):
     hg.reset()
     hg.run("fresh start")
     assert "meow" not in llm.requests[4]["messages"][-1]["content"]
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "The answer to the user's request is:\n\nWELCOME TO THE LIBRARY",
+        "Sure! Here is the answer to your request:\nWELCOME TO THE LIBRARY",
+        "  WELCOME TO THE LIBRARY  ",
+    ],
+)
+def test_an_announcing_first_line_is_dropped_from_the_answer(reply):
+    from hgpt_magic.responder import without_preamble
+
+    assert without_preamble(reply) == "WELCOME TO THE LIBRARY"
+    assert without_preamble("The answer to the user's request is:") == "The answer to the user's request is:"
