@@ -172,6 +172,7 @@ def validate_plan(data: Any, registry: Registry | None = None, raw: str = "", re
 
     # 3. arguments fit the slots; references point to existing tasks of a fitting output type
     for task in tasks:
+        _restore_paths(task, registry, files, repairs)
         errors += _check_args(task, registry, by_id, repairs, tasks, files)
 
     # 4. dep is derived from the references
@@ -246,6 +247,24 @@ def _check_args(
                 f"({producer.task}) produces {' + '.join(outputs) or 'nothing'}"
             )
     return errors
+
+
+def _restore_paths(task: Task, registry: Registry, files: dict[str, list[str]], repairs: list[str]) -> None:
+    """Give back the folders a small LLM drops from file names: "sign.png" for "notebooks/data/sign.png".
+
+    Only a media argument that is not itself a file of the request, and whose name ends exactly one of the
+    request's files of that type, is changed.
+    """
+    for slot in registry[task.task].inputs:
+        value = task.args.get(slot.name, "").strip()
+        named = files.get(slot.type, [])
+        if not value or value in named or GENERATED_RE.search(value):
+            continue
+        tail = "/" + value.lstrip("./")
+        matches = [path for path in named if ("/" + path).endswith(tail)]
+        if len(matches) == 1:
+            task.args[slot.name] = matches[0]
+            repairs.append(f"task {task.id}: {slot.name} {value!r} read as {matches[0]!r}, the file the request names")
 
 
 def _repoint(

@@ -339,3 +339,16 @@ def test_a_two_step_type_gap_is_bridged_only_after_the_llm_was_asked_again():
     assert asr.args == {"audio": "<GENERATED>-0"} and draw.args == {"text": f"<GENERATED>-{asr.id}"}
     assert describe.args == {"image": f"<GENERATED>-{draw.id}"}
     assert any("inserted automatic-speech-recognition -> text-to-image" in r for r in plan.repairs)
+
+
+def test_a_file_name_without_its_folder_gets_the_requests_path_back():
+    reply = json.dumps([
+        {"task": "image-to-text", "id": 0, "dep": [], "args": {"image": "sign.png"}},
+        {"task": "object-detection", "id": 1, "dep": [], "args": {"image": "data/astronaut.png"}},
+        {"task": "image-to-text", "id": 2, "dep": [], "args": {"image": "other.png"}},  # not in the request: kept
+    ])
+    plan, _ = plan_from(
+        reply, request="Read notebooks/data/sign.png aloud and find faces in notebooks/data/astronaut.png and other.png"
+    )
+    assert [t.args["image"] for t in plan] == ["notebooks/data/sign.png", "notebooks/data/astronaut.png", "other.png"]
+    assert any("'sign.png' read as 'notebooks/data/sign.png'" in r for r in plan.repairs)
