@@ -4,8 +4,9 @@ The prompt lists the registry's task types, demonstrations (all of them in a cac
 ones nearest the request, see `Planner`) and the chat so far. Decoding is constrained by
 `plan_schema`: only known tasks with their own argument names, and references only to earlier tasks.
 The reply is read tolerantly, then validated: unknown tasks, bad references, wrong types and cycles
-are caught; what can be repaired is (a reference of the wrong type re-pointed to the closest earlier
-task of the right type, a missing conversion inserted by `bridge_types`), and said so in
+are caught; what can be repaired is (a file name that lost its folder given the request's path back, a
+reference of the wrong type re-pointed to the closest earlier task of the right type or else to the
+request's only file of that type, a missing conversion inserted by `bridge_types`), and said so in
 `Plan.repairs`; otherwise the LLM is asked once more with the errors, and if that fails too,
 `PlanError` carries the raw text and the errors.
 """
