@@ -105,8 +105,9 @@ def _as_task_list(data: Any) -> list[Any]:
 def validate_plan(data: Any, registry: Registry | None = None, raw: str = "", request: str = "") -> Plan:
     """Check and repair a parsed plan; raise `PlanError` with every problem that cannot be fixed.
 
-    `request`, when given, lets a media argument that refers to a task of the wrong type fall back to
-    the one file of that type the request names (see `_repoint`).
+    `request`, when given, names the files the plan may use: a file name the LLM wrote without its
+    folder gets the request's path back (`_restore_paths`), and a media argument that refers to a task
+    of the wrong type falls back to the request's only file of that type (`_repoint`).
     """
     registry = registry or default_registry()
     files = request_files(request)
