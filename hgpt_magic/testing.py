@@ -15,7 +15,12 @@ from .catalog import ModelCard
 from .experts.base import ExpertBackend, ExpertContext, ExpertError
 from .llm import LLMReply
 from .registry import Registry, default_registry
+from .secrets import SECRET_ENV_VARS
 from .types import Artifact
+
+#: The environment variables that move a run off the offline default: tokens and keys, and the settings
+#: that choose another LLM, endpoints or output folder. Tests of the default clear them.
+SETTINGS_ENV_VARS = (*SECRET_ENV_VARS, "HGPT_LLM", "HGPT_ENDPOINTS", "HGPT_OUT")
 
 Reply = str | Callable[[list[dict[str, str]], dict[str, Any] | None], str]
 

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pytest
 
+from hgpt_magic.testing import SETTINGS_ENV_VARS
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "03_editing_plans.ipynb"
 CHROMIUM = Path(os.environ.get("HGPT_CHROMIUM", "/usr/bin/chromium"))
@@ -39,15 +41,6 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-KEYS = (
-    "OPENAI_API_KEY",
-    "HF_TOKEN",
-    "HUGGING_FACE_HUB_TOKEN",
-    "HGPT_API_KEY",
-    "HGPT_LLM",
-    "HGPT_ENDPOINTS",
-    "HGPT_OUT",
-)
 #: JupyterLab settings: every cell in the DOM (no virtual scrolling), and no calls home for news or updates.
 LAB_SETTINGS = {
     "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
@@ -98,7 +91,7 @@ def lab(tmp_path):
         path.write_text(json.dumps(values))
     (tmp_path / "workspaces").mkdir()
 
-    env = {k: v for k, v in os.environ.items() if k not in KEYS}
+    env = {k: v for k, v in os.environ.items() if k not in SETTINGS_ENV_VARS}
     env.update(HF_HUB_OFFLINE="1", JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))
     port, token = _free_port(), secrets.token_hex(16)
     log = open(tmp_path / "jupyterlab.log", "w")  # noqa: SIM115 (closed below)

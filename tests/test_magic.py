@@ -19,6 +19,7 @@ from hgpt_magic.catalog import Catalog
 from hgpt_magic.experts.base import ExpertBackend
 from hgpt_magic.pipeline import HuggingGPT
 from hgpt_magic.registry import Registry, default_registry
+from hgpt_magic.secrets import SECRET_ENV_VARS
 from hgpt_magic.testing import ScriptedLLM, TimedExperts
 from hgpt_magic.types import Artifact
 
@@ -113,7 +114,7 @@ def texts(captured) -> str:
 @pytest.fixture
 def session(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "OPENAI_API_KEY", "HGPT_API_KEY"):
+    for var in SECRET_ENV_VARS:
         monkeypatch.delenv(var, raising=False)
     shell = InteractiveShell.instance()
     shell.extension_manager.load_extension("hgpt_magic")

@@ -16,6 +16,8 @@ import pytest
 import soundfile
 from PIL import Image
 
+from hgpt_magic.testing import SETTINGS_ENV_VARS
+
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
@@ -23,15 +25,6 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "notebooks" / "data"
 REQUEST = (
     "Read the text in the image data/sign.png aloud, and detect the faces in the image data/astronaut.png"
-)
-KEYS = (
-    "OPENAI_API_KEY",
-    "HF_TOKEN",
-    "HUGGING_FACE_HUB_TOKEN",
-    "HGPT_API_KEY",
-    "HGPT_LLM",
-    "HGPT_ENDPOINTS",
-    "HGPT_OUT",
 )
 
 pytestmark = pytest.mark.slow
@@ -55,7 +48,7 @@ def bundles(cell) -> list[dict]:
 
 def test_auto_cell_in_a_real_kernel_shows_an_image_an_audio_player_and_the_answer(tmp_path, monkeypatch):
     shutil.copytree(DATA, tmp_path / "data")
-    for key in KEYS:
+    for key in SETTINGS_ENV_VARS:
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the kernel inherits this environment
 
