@@ -23,8 +23,9 @@ from pathlib import Path
 from .catalog import Catalog
 from .executor import Executor, RunInterrupted, TaskEvent
 from .experts import ExpertBackend, make_experts
+from .history import Turn
 from .llm import LLM, make_llm
-from .planner import PlanError, Planner, Turn
+from .planner import PlanError, Planner
 from .registry import Registry, default_registry
 from .responder import Responder
 from .selector import Selector

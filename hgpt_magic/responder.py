@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
+from .history import Turn, history_block
 from .llm import LLM, call_llm
-from .planner import Turn, history_block
 from .types import LLMCall, Plan, Selection, TaskResult
 
 RESPOND_PROMPT = """You are HuggingGPT. For the user's request below, expert models ran these tasks; their results follow.

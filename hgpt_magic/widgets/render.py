@@ -18,6 +18,7 @@ from typing import Any
 
 from IPython.display import Audio, Image, Markdown, Video
 
+from ..drawing import draw_boxes
 from ..types import GENERATED_RE, Artifact, Choice, Run, Selection, Task, TaskResult
 
 #: Media larger than this is linked by path instead of embedded in HTML (notebooks stay small).
@@ -148,43 +149,14 @@ def detections(result: TaskResult) -> list[dict[str, Any]]:
 
 
 def draw_detections(image_path: str, boxes: Sequence[dict[str, Any]]) -> bytes:
-    """The image with each box drawn and labelled, as PNG bytes.
-
-    Boxes come as `{"xmin", "ymin", "xmax", "ymax"}` (Hugging Face pipelines), `[x0, y0, x1, y1]`,
-    or four corner points `[[x, y], ...]` (OCR).
-    """
+    """The image with each box drawn and labelled, as PNG bytes (see `drawing.draw_boxes`)."""
     from PIL import Image as PILImage
-    from PIL import ImageDraw
 
-    image = PILImage.open(image_path).convert("RGB")
-    draw = ImageDraw.Draw(image)
-    width = max(2, round(max(image.size) / 250))
-    for item in boxes:
-        corners = _corners(item.get("box"))
-        if corners is None:
-            continue
-        draw.rectangle(corners, outline=(230, 40, 40), width=width)
-        label = str(item.get("label") or item.get("text") or "")
-        if isinstance(item.get("score"), int | float):
-            label += f" {item['score']:.2f}"
-        draw.text((corners[0], max(0, corners[1] - 12)), label.strip(), fill=(230, 40, 40))
+    with PILImage.open(image_path) as image:
+        drawn = draw_boxes(image, boxes)
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    drawn.save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def _corners(box: Any) -> tuple[float, float, float, float] | None:
-    try:
-        if isinstance(box, dict):
-            return (box["xmin"], box["ymin"], box["xmax"], box["ymax"])
-        if isinstance(box, list) and len(box) == 4 and all(isinstance(v, int | float) for v in box):
-            return tuple(box)  # type: ignore[return-value]
-        if isinstance(box, list) and box and all(isinstance(p, list | tuple) and len(p) == 2 for p in box):
-            xs, ys = [p[0] for p in box], [p[1] for p in box]
-            return (min(xs), min(ys), max(xs), max(ys))
-    except (KeyError, TypeError):
-        return None
-    return None
 
 
 def result_header(result: TaskResult) -> Rich:
