@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from .. import settings
 from ..catalog import ModelCard
 from ..resilience import RetryPolicy
 from ..secrets import Secret, hf_token, mask, mask_secrets
@@ -78,8 +79,8 @@ def _host(url: str) -> str:
 
 def default_config_path() -> Path:
     """`$HGPT_ENDPOINTS`, else `endpoints.toml` (or `.json`) in the user config folder."""
-    if os.environ.get("HGPT_ENDPOINTS"):
-        return Path(os.environ["HGPT_ENDPOINTS"]).expanduser()
+    if settings.ENDPOINTS.is_set():
+        return settings.ENDPOINTS.path()
     from platformdirs import user_config_dir
 
     folder = Path(user_config_dir("hgpt-magic"))
@@ -129,7 +130,7 @@ def parse_endpoints(data: Any) -> list[Endpoint]:
 
 def load_endpoints(path: str | Path | None = None) -> list[Endpoint]:
     """The endpoints in a TOML or JSON file; none when the default file does not exist."""
-    explicit = path is not None or bool(os.environ.get("HGPT_ENDPOINTS"))
+    explicit = path is not None or settings.ENDPOINTS.is_set()
     path = Path(path).expanduser() if path is not None else default_config_path()
     if not path.exists():
         if explicit:

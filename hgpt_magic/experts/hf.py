@@ -17,13 +17,13 @@ import csv
 import io
 import json
 import logging
-import os
 import re
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import settings
 from ..drawing import PALETTE, draw_boxes
 from ..resilience import RetryPolicy, Slots, http_status, is_connection_error, is_transient, retry_with
 from ..secrets import Secret, hf_token, hf_token_source, mask, mask_secrets
@@ -52,21 +52,14 @@ class AuthError(ExpertError):
         super().__init__(message, model_level=model_level)
 
 
-def _env_float(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name, default))
-    except ValueError:
-        return default
-
-
 def default_policy() -> RetryPolicy:
     """The retry policy for remote experts; `HGPT_REMOTE_TIMEOUT` sets the seconds per request."""
-    return RetryPolicy(timeout=_env_float("HGPT_REMOTE_TIMEOUT", 60.0))
+    return RetryPolicy(timeout=settings.REMOTE_TIMEOUT.number())
 
 
 def default_concurrency() -> int:
     """Requests in flight per backend; `HGPT_REMOTE_CONCURRENCY` overrides the default of 4."""
-    return max(1, int(_env_float("HGPT_REMOTE_CONCURRENCY", 4)))
+    return max(1, settings.REMOTE_CONCURRENCY.integer())
 
 
 # --------------------------------------------------------------------------------------------
