@@ -133,3 +133,39 @@ def test_the_taskbench_vocabulary_lives_with_the_benchmark():
     assert registry.vocabulary.retrieve is None and Planner(ScriptedLLM([]), registry).retrieve is None
     assert not hasattr(Registry, "from_taskbench")
     assert json.loads(registry.vocabulary.demos.read_text())  # its demos ship in bench/data/
+
+
+class _Reached(Exception):
+    """Raised by the stand-in client: the runner got as far as calling the Inference API."""
+
+
+class _Client:
+    def __getattr__(self, name):
+        def call(*args, **kwargs):
+            raise _Reached(name)
+
+        return call
+
+
+def test_remote_backends_read_exactly_the_registrys_slot_names(tmp_path):
+    """Registry and backends agree: every InferenceClient runner finds its inputs under the registry's names."""
+    from hgpt_magic.experts.base import ExpertContext
+    from hgpt_magic.experts.hf import TASKS
+
+    values = {"text": "a,b\n1,2", "image": "a,b\n1,2", "audio": "clip.wav", "video": "clip.mp4"}  # tables are text
+    shared = [t for t in HUGGINGGPT_TASKS if t.name in TASKS]
+    assert len(shared) >= 20
+    for spec in shared:
+        inputs = {s.name: values[s.type] for s in spec.inputs}
+        ctx = ExpertContext(run_dir=tmp_path, task_id=0, task=spec.name)
+        with pytest.raises(_Reached):
+            TASKS[spec.name](_Client(), "some/model", inputs, ctx)
+
+
+def test_every_backend_describes_itself_and_expert_errors_say_whether_they_are_fatal():
+    from hgpt_magic.experts import ExpertError, describe_experts
+    from hgpt_magic.experts.hf import AuthError
+    from hgpt_magic.testing import TimedExperts
+
+    assert describe_experts([TimedExperts(["summarization"])]) == ["timed (offline)"]
+    assert ExpertError("x").fatal is False and AuthError("refused").fatal is True
