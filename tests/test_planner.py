@@ -356,3 +356,19 @@ def test_a_file_name_without_its_folder_gets_the_requests_path_back():
     )
     assert [t.args["image"] for t in plan] == ["notebooks/data/sign.png", "notebooks/data/astronaut.png", "other.png"]
     assert any("'sign.png' read as 'notebooks/data/sign.png'" in r for r in plan.repairs)
+
+
+@pytest.mark.parametrize(
+    ("tasks", "message"),
+    [
+        ([{"task": "translation", "id": 0, "args": ["hello", "French", "extra"]}], "has 3 arguments, at most 2 allowed"),
+        ([1, {"task": "image-to-text", "id": "a", "args": {"image": "a.png"}}], "item 0 is not an object"),
+        ([{"task": "image-to-text", "id": 0, "args": "a.png"}], "arguments that are not an object"),
+    ],
+    ids=["too-many-positional", "not-an-object", "args-a-string"],
+)
+def test_odd_shapes_are_plan_errors_not_crashes(tasks, message):
+    """These used to crash the type bridge (ValueError / AttributeError) instead of going back to the LLM."""
+    llm = ScriptedLLM([json.dumps(tasks), json.dumps({"tasks": GOOD})])
+    plan = Planner(llm, retries=1).plan("Read sign.png aloud")
+    assert len(plan) == 2 and message in llm.requests[1]["messages"][-1]["content"]
