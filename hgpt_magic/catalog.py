@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from . import settings
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,8 @@ def shipped_cards() -> tuple[ModelCard, ...]:
 
 def user_catalog_path() -> Path:
     """Where `catalog refresh` writes: `$HGPT_CATALOG`, else `catalog.jsonl` in the user data folder."""
-    if os.environ.get("HGPT_CATALOG"):
-        return Path(os.environ["HGPT_CATALOG"]).expanduser()
+    if settings.CATALOG.is_set():
+        return settings.CATALOG.path()
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("hgpt-magic")) / "catalog.jsonl"

@@ -45,7 +45,7 @@ def cached_embeddings(model: Any, texts: list[str]) -> Any:
     digest = hashlib.sha256(json.dumps([getattr(model, "variant", ""), texts]).encode()).hexdigest()[:20]
     path = None
     try:
-        from .local_llm import cache_dir
+        from .settings import cache_dir
 
         path = cache_dir() / f"demo-embeddings-{digest}.npy"
         matrix = np.load(path)

@@ -207,7 +207,7 @@ class Executor:
                     finish(task, result)
                 continue
             old = previous.get(task.id)
-            if old and old.status == "done" and (old.task, old.model, old.inputs) == (task.task, result.model, result.inputs):
+            if old and old.reusable_for(task.task, result.model, result.inputs):
                 del waiting[task.id]
                 finish(task, replace(old, reused=True))  # unchanged since the last execution
                 continue

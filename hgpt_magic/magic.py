@@ -36,11 +36,12 @@ from IPython.display import display
 from traitlets import Bool, Int, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
+from .draft import missing_files
 from .executor import RunInterrupted, TaskEvent
 from .experts import ExpertSpecError
 from .llm import LLMError, default_llm_spec
 from .pipeline import HuggingGPT as Pipeline
-from .planner import PlanError
+from .planning import PlanError
 from .secrets import SECRET_ENV_VARS, hf_token, mask, mask_secrets
 from .selector import no_backend_reason
 from .types import Run, TaskResult
@@ -48,7 +49,12 @@ from .widgets import render
 
 
 class HuggingGPT(Configurable):
-    """Settings of the `%%hugginggpt` magic (`%config HuggingGPT` lists them)."""
+    """Settings of the `%%hugginggpt` magic (`%config HuggingGPT` lists them).
+
+    Named `HuggingGPT` on purpose: traitlets takes the config section from the class name, and
+    `%config HuggingGPT.llm = ...` / `c.HuggingGPT.llm` is what users type. It is NOT the pipeline
+    (`hgpt_magic.HuggingGPT`, imported here as `Pipeline`); code in this package says `MagicSettings`.
+    """
 
     llm = Unicode(
         None, allow_none=True, help="Controller LLM: local, gguf:PATH, openai:MODEL, hf:MODEL or URL#MODEL "
@@ -74,6 +80,9 @@ class HuggingGPT(Configurable):
 
 _NAME_RE = re.compile(r"\{\{(\w+)\}\}|\{(\w+)\}")
 
+
+#: The magic's settings class under an unambiguous name (see `HuggingGPT` above).
+MagicSettings = HuggingGPT
 
 class Resources:
     """Where in-memory media from the notebook are saved: the run's directory, made on first use."""
@@ -213,10 +222,10 @@ class HuggingGPTMagics(Magics):
     def __init__(self, shell=None, *, factory: Callable[..., Pipeline] | None = None):
         super().__init__(shell)
         try:
-            self.settings = HuggingGPT(parent=shell)  # picks up c.HuggingGPT.* from ipython_config.py
+            self.settings = MagicSettings(parent=shell)  # picks up c.HuggingGPT.* from ipython_config.py
         except TraitError as exc:  # a bad value there (or left by a refused %config): say so, use defaults
             print(f"HuggingGPT: configuration ignored: {exc}", file=sys.stderr)
-            self.settings = HuggingGPT()
+            self.settings = MagicSettings()
         self.factory = factory or Pipeline
         self.live_widgets: bool | None = None
         self.last_editor = None
@@ -337,15 +346,11 @@ class HuggingGPTMagics(Magics):
             self.shell.user_ns[out] = run
 
     def _plan_view(self, pipeline: Pipeline, run: Run) -> render.Rich:
-        from .widgets.editor import missing_files
-
         notes = list(run.plan.repairs) + missing_files(list(run.plan), pipeline.registry)
         return render.plan_view(run.plan, run.selection, notes=notes)
 
     def _check_files(self, pipeline: Pipeline, run: Run) -> None:
         """A plan that names a missing input file is a user error: say so before running anything."""
-        from .widgets.editor import missing_files
-
         problems = missing_files(list(run.plan), pipeline.registry)
         if problems:
             raise UsageError(problems[0] + ("" if len(problems) == 1 else f" (and {len(problems) - 1} more)"))

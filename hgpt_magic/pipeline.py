@@ -13,19 +13,19 @@ its LLM lazily, so creating it is cheap and the embedded model loads on the firs
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from . import settings
 from .catalog import Catalog
 from .executor import Executor, RunInterrupted, TaskEvent
 from .experts import ExpertBackend, make_experts
 from .history import Turn
 from .llm import LLM, make_llm
-from .planner import PlanError, Planner
+from .planning import PlanError, Planner
 from .registry import Registry, default_registry
 from .responder import Responder
 from .selector import Selector
@@ -33,11 +33,15 @@ from .types import Candidate, LLMCall, Plan, Run, Selection, TaskResult
 
 
 def default_out_dir() -> Path:
-    return Path(os.environ.get("HGPT_OUT", "hgpt-runs"))
+    return Path(settings.OUT.text())
 
 
 class HuggingGPT:
-    """The pipeline. `llm` and `experts` take spec strings (see `make_llm`, `make_experts`) or objects."""
+    """The pipeline. `llm` and `experts` take spec strings (see `make_llm`, `make_experts`) or objects.
+
+    Each stage object (planner, selector, responder) is built once, when first needed, and kept: the
+    planner's static prompt and schema are computed once per session.
+    """
 
     def __init__(
         self,
@@ -58,14 +62,17 @@ class HuggingGPT:
         self.registry = registry or default_registry()
         self.experts = make_experts(experts)
         self.catalog = catalog
-        self.top_k = top_k
+        self._top_k = top_k
+        self._selector: Selector | None = None
         self.out_dir = Path(out_dir) if out_dir is not None else default_out_dir()
         self.max_workers = max_workers
         self.task_timeout = task_timeout
         self.history_tokens = history_tokens
         self.history: list[Turn] = []
+        self.last_turn: Turn | None = None  # the turn the last `finish` added to `history`, if any
         self.last_run: Run | None = None
-        self._selector: Selector | None = None
+        self._planner: Planner | None = None
+        self._responder: Responder | None = None
 
     # ------------------------------------------------------------------ components
 
@@ -75,6 +82,8 @@ class HuggingGPT:
         with self._llm_lock:
             if self._llm is None:
                 self._llm = make_llm(self._llm_spec)
+                if self._selector is not None:
+                    self._selector.llm = self._llm  # the selector asks it once it exists
             return self._llm
 
     @property
@@ -86,11 +95,30 @@ class HuggingGPT:
 
     @property
     def selector(self) -> Selector:
+        """Stage 2, built on first use (the experts' models are listed then)."""
         if self._selector is None:
-            self._selector = Selector(None, self.experts, self.catalog, top_k=self.top_k)
-        self._selector.llm = self._llm  # the LLM is attached once it exists
-        self._selector.top_k = self.top_k
+            self._selector = Selector(self._llm, self.experts, self.catalog, top_k=self._top_k)
         return self._selector
+
+    @property
+    def top_k(self) -> int:
+        """Candidates per task the selector considers."""
+        return self._top_k
+
+    @top_k.setter
+    def top_k(self, value: int) -> None:
+        self._top_k = value
+        if self._selector is not None:
+            self._selector.top_k = value
+
+    @property
+    def planner(self) -> Planner:
+        """The stage-1 planner, built on first use (loading the LLM) and rebuilt only if the registry or
+        history budget is changed."""
+        planner = self._planner
+        if planner is None or planner.registry is not self.registry or planner.history_tokens != self.history_tokens:
+            planner = self._planner = Planner(self.llm, self.registry, history_tokens=self.history_tokens)
+        return planner
 
     def candidates(self, task: str, top_k: int | None = None) -> list[Candidate]:
         """The ranked models that could run `task` with the configured backends."""
@@ -105,8 +133,7 @@ class HuggingGPT:
 
     def plan(self, request: str, *, calls: list[LLMCall] | None = None) -> Plan:
         """Stage 1: the task graph for `request`, given the session's history. Raises `PlanError`."""
-        planner = Planner(self.llm, self.registry, history_tokens=self.history_tokens)
-        return planner.plan(request, self.history, calls=calls)
+        return self.planner.plan(request, self.history, calls=calls)
 
     def select(self, plan: Plan, request: str = "", *, calls: list[LLMCall] | None = None) -> Selection:
         """Stage 2: a model per task (one LLM call at most, for the tasks with several candidates)."""
@@ -168,7 +195,9 @@ class HuggingGPT:
         calls: list[LLMCall] | None = None,
     ) -> str:
         """Stage 4: the answer (Markdown); a deterministic summary if the LLM fails."""
-        return Responder(self.llm).respond(request, plan, selection, results, history=self.history, calls=calls)
+        if self._responder is None:
+            self._responder = Responder(self.llm)
+        return self._responder.respond(request, plan, selection, results, history=self.history, calls=calls)
 
     # ------------------------------------------------------------------ all four
 
@@ -211,9 +240,15 @@ class HuggingGPT:
         previous: Mapping[int, TaskResult] | None = None,
         stop: threading.Event | None = None,
         on_event: Callable[[TaskEvent], None] | None = None,
+        replace_turn: Turn | None = None,
     ) -> Run:
-        """Execute and answer a planned `Run` (after the user edited its plan or models, say)."""
+        """Execute and answer a planned `Run` (after the user edited its plan or models, say).
+
+        `replace_turn`: a history turn that this answer replaces when it is still the last one (running
+        the same request again, as the editor does); `last_turn` is the turn added, if any.
+        """
         self.last_run = run
+        self.last_turn = None
         try:
             with _timed(run, "execute"):
                 run.results = self.execute(
@@ -229,11 +264,20 @@ class HuggingGPT:
         if respond and not stopped:  # after Stop, the user wants control back, not another LLM call
             with _timed(run, "respond"):
                 run.answer = self.respond(run.request, run.plan, run.selection, run.results, calls=run.llm_calls)
-            self.history.append(Turn(run.request, run.answer[:600]))
+            self.remember(Turn(run.request, run.answer[:600]), replacing=replace_turn)
         if run.status != "interrupted":
             run.status = "done"
         run.save(Path(run.run_dir) / "run.json")
         return run
+
+    def remember(self, turn: Turn, *, replacing: Turn | None = None) -> Turn:
+        """Add `turn` to the history; if `replacing` is the last turn, `turn` takes its place."""
+        if replacing is not None and self.history and self.history[-1] is replacing:
+            self.history[-1] = turn
+        else:
+            self.history.append(turn)
+        self.last_turn = turn
+        return turn
 
     def reset(self) -> None:
         """Forget the chat history (the next request is planned without context)."""

@@ -1,17 +1,24 @@
 """The task registry: which task types exist, what each takes and what it produces.
 
 The planner receives a `Registry` as a value, so the same planning code works on HuggingGPT's
-vocabulary (the default), TaskBench's tool graph (`Registry.from_taskbench`) or a user's own.
+vocabulary (the default), TaskBench's tool graph (`hgpt_magic.bench.vocabulary`) or a user's own. How the
+planner prompts for a registry (its demos, how many to retrieve, whether "no task" is a valid answer, how
+long a description may be) is the registry's `Vocabulary`, so nothing in the planner is keyed by name.
 """
 
 from __future__ import annotations
 
-import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .types import MEDIA_TYPES
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
 
 
 @dataclass(frozen=True)
@@ -49,16 +56,40 @@ class TaskType:
         return f"{self.name}({args}) -> {' + '.join(self.outputs) or 'nothing'}"
 
 
+@dataclass(frozen=True)
+class Vocabulary:
+    """How the planner prompts for a registry.
+
+    `demos`: a demos JSON file (worked examples; None: none). `retrieve`: how many demos, nearest to the
+    request, follow it (None: every demo sits in the cached prompt prefix). `allow_empty`: whether "no
+    task" is a valid plan (None: where the demos teach it, i.e. some demo has no task). `description_limit`:
+    each task's description is cut to its first sentence and at most this many characters in the prompt.
+    """
+
+    demos: str | Path | Traversable | None = None
+    retrieve: int | None = None
+    allow_empty: bool | None = None
+    description_limit: int = 150
+
+    def describe(self, description: str) -> str:
+        """The first sentence of a description, cut at `description_limit` characters (TaskBench's run to a
+        paragraph)."""
+        limit = self.description_limit
+        first = re.split(r"(?<=[.!?])\s", description.strip(), maxsplit=1)[0]
+        return first if len(first) <= limit else first[: limit - 1].rstrip() + "…"
+
+
 @dataclass
 class Registry:
-    """An ordered collection of task types, looked up by name."""
+    """An ordered collection of task types, looked up by name, with the vocabulary's prompting settings."""
 
     types: dict[str, TaskType] = field(default_factory=dict)
     name: str = "custom"
+    vocabulary: Vocabulary = field(default_factory=Vocabulary)
 
     @classmethod
-    def of(cls, task_types: Iterable[TaskType], name: str = "custom") -> Registry:
-        return cls(types={t.name: t for t in task_types}, name=name)
+    def of(cls, task_types: Iterable[TaskType], name: str = "custom", vocabulary: Vocabulary | None = None) -> Registry:
+        return cls(types={t.name: t for t in task_types}, name=name, vocabulary=vocabulary or Vocabulary())
 
     def __contains__(self, name: object) -> bool:
         return name in self.types
@@ -75,27 +106,6 @@ class Registry:
     @property
     def names(self) -> list[str]:
         return list(self.types)
-
-    def to_prompt(self) -> str:
-        """One line per task type: its signature and what it does."""
-        return "\n".join(f"- {t.signature()}: {t.description}" for t in self)
-
-    @classmethod
-    def from_taskbench(cls, tool_desc: str | Path | dict) -> Registry:
-        """Build a registry from TaskBench's `tool_desc.json` (`{"nodes": [{id, desc, input-type, output-type}]}`).
-
-        Inputs are named after their type; a second input of the same type gets a suffix (`text2`).
-        """
-        data = tool_desc if isinstance(tool_desc, dict) else json.loads(Path(tool_desc).read_text())
-        types = []
-        for node in data["nodes"]:
-            slots, seen = [], {}
-            for media in node["input-type"]:
-                seen[media] = seen.get(media, 0) + 1
-                name = media if seen[media] == 1 else f"{media}{seen[media]}"
-                slots.append(Slot(name, media))
-            types.append(TaskType(node["id"], node["desc"], tuple(slots), tuple(node["output-type"])))
-        return cls.of(types, name="taskbench")
 
 
 def _t(name: str, description: str, inputs: str, outputs: str, llm_served: bool = False) -> TaskType:
@@ -141,6 +151,9 @@ HUGGINGGPT_TASKS = Registry.of(
         _t("canny-control", "extract the edge map (Canny edges) of an image", "image:image", "image"),
     ],
     name="hugginggpt",
+    # Interactive: the first plan of a session must come fast, so the static prompt prefix is the task
+    # list alone and the two demos nearest the request follow it.
+    vocabulary=Vocabulary(demos=resources.files("hgpt_magic").joinpath("prompts", "demos_hugginggpt.json"), retrieve=2),
 )
 
 

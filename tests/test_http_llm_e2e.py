@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hgpt_magic.llm import OpenAICompatibleLLM, make_llm
-from hgpt_magic.local_llm import get_local_llm
+from hgpt_magic.llm.local import get_local_llm
 from hgpt_magic.pipeline import HuggingGPT
 
 SIGN = Path(__file__).resolve().parent.parent / "notebooks" / "data" / "sign.png"

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from hgpt_magic import local_llm
 from hgpt_magic.llm import LLM, LLMError, OpenAICompatibleLLM, make_llm
-from hgpt_magic.local_llm import GGUF_NAME, GGUF_SHA256, GGUF_SIZE, LocalLLM, ensure_gguf, get_local_llm
+from hgpt_magic.llm import local as local_llm
+from hgpt_magic.llm.local import GGUF_NAME, GGUF_SHA256, GGUF_SIZE, LocalLLM, ensure_gguf, get_local_llm
 
 PLAN_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -88,7 +88,7 @@ def run_python(code: str, env: dict[str, str], timeout: float = 300) -> subproce
 
 
 def test_import_loads_nothing_heavy():
-    code = "import sys, hgpt_magic.local_llm; assert 'xllamacpp' not in sys.modules, 'xllamacpp imported'"
+    code = "import sys, hgpt_magic.llm.local; assert 'xllamacpp' not in sys.modules, 'xllamacpp imported'"
     result = run_python(code, dict(os.environ), timeout=60)
     assert result.returncode == 0, result.stderr
 
@@ -127,7 +127,7 @@ def joined_cache(tmp_path_factory):
     cache = tmp_path_factory.mktemp("hgpt-cache")
     env = dict(os.environ, HGPT_CACHE=str(cache), HF_HUB_OFFLINE="1")
     env.pop("HGPT_GGUF", None)
-    code = "from hgpt_magic.local_llm import ensure_gguf; print(ensure_gguf())"
+    code = "from hgpt_magic.llm.local import ensure_gguf; print(ensure_gguf())"
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -256,7 +256,7 @@ def test_a_custom_gguf_loads_and_unloads_cleanly(llm, tmp_path):
     custom.symlink_to(llm.path)
     code = """
         import json
-        from hgpt_magic.local_llm import LocalLLM
+        from hgpt_magic.llm.local import LocalLLM
         model = LocalLLM(n_ctx=512)
         reply = model.chat([{"role": "user", "content": "Say hi."}], max_tokens=4)
         print(json.dumps({"name": model.name, "text": reply.text}))

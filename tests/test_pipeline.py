@@ -7,7 +7,7 @@ import pytest
 from hgpt_magic.catalog import Catalog
 from hgpt_magic.experts.llm_tasks import MODEL_ID, LLMExperts
 from hgpt_magic.pipeline import HuggingGPT
-from hgpt_magic.planner import PlanError
+from hgpt_magic.planning import PlanError
 from hgpt_magic.testing import ScriptedLLM, TimedExperts
 from hgpt_magic.types import Run
 

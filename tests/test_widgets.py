@@ -143,6 +143,33 @@ def test_a_type_mismatch_and_a_missing_file_are_reported(tmp_path):
     assert editor.errors == []
 
 
+def test_a_reference_to_the_wrong_type_is_an_error_with_a_suggestion_never_a_silent_rewire(tmp_path):
+    """Issue 11: the user's edit is shown as written; row, plan that runs and Export agree."""
+    plan = {"tasks": [
+        {"task": "summarization", "id": 0, "dep": [], "args": {"text": "a long story"}},
+        {"task": "text-to-speech", "id": 1, "dep": [0], "args": {"text": "<GENERATED>-0"}},
+        {"task": "translation", "id": 2, "dep": [0], "args": {"text": "<GENERATED>-0", "language": "French"}},
+    ]}
+    editor, _, _ = make_editor(tmp_path, plan=plan)
+    assert editor.errors == []
+    editor.row(2).args["text"].source.value = "<GENERATED>-1"  # translate the speech (audio): wrong type
+
+    wrong = "task 2 (translation) wants text for 'text', but task 1 (text-to-speech) produces audio"
+    assert wrong in editor.errors and editor.plan is None and editor.run_button.disabled
+    assert editor.row(2).args["text"].source.value == "<GENERATED>-1"  # the row keeps the user's edit
+    assert editor.task(2).args["text"] == "<GENERATED>-1" and editor.task(2).dep == [1]
+    assert json.loads(editor.export())[2]["args"]["text"] == "<GENERATED>-1"  # Export says what the row says
+    assert editor.suggestions == ["task 2: 'text' took <GENERATED>-1, which cannot give text; set to <GENERATED>-0 (summarization)"]
+    assert "Suggested" in editor.validation.value and editor.apply_button.layout.display is None
+
+    editor.apply_button.click()  # the user takes the suggestion: now all three say -0
+    assert editor.errors == [] and editor.suggestions == [] and not editor.run_button.disabled
+    assert editor.row(2).args["text"].source.value == "<GENERATED>-0"
+    assert editor.plan[2].args["text"] == "<GENERATED>-0" and editor.plan[2].dep == [0]
+    assert json.loads(editor.export())[2]["args"]["text"] == "<GENERATED>-0"
+    assert editor.apply_button.layout.display == "none"
+
+
 def test_run_executes_in_the_background_shows_results_and_the_answer(tmp_path):
     editor, experts, pipeline = make_editor(tmp_path, "Here is the French summary.")
     editor.run_button.click()

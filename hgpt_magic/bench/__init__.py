@@ -87,7 +87,7 @@ def load_llm(spec: str | None, threads: int | None = None) -> Any:
 
     spec = spec or default_llm_spec()
     if threads and (spec == "local" or spec.startswith("gguf:")):
-        from ..local_llm import LocalLLM
+        from ..llm.local import LocalLLM
 
         return LocalLLM(spec[len("gguf:") :] if spec.startswith("gguf:") else None, threads=threads)
     return make_llm(spec)

@@ -25,7 +25,7 @@ from ..catalog import Catalog
 from ..experts.llm_tasks import LLMExperts
 from ..llm import LLM, LLMReply, make_llm
 from ..pipeline import HuggingGPT
-from ..planner import PlanError
+from ..planning import PlanError
 from ..registry import default_registry
 from ..testing import TimedExperts
 from . import emit, median, table

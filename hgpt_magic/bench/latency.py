@@ -39,7 +39,7 @@ _COLD_SCRIPT = """
 import json, sys, time
 start = time.perf_counter()
 from hgpt_magic.bench import load_llm
-from hgpt_magic.planner import Planner
+from hgpt_magic.planning import Planner
 imported = time.perf_counter()
 llm = load_llm(sys.argv[1], int(sys.argv[3]) or None)
 loaded = time.perf_counter()
@@ -66,7 +66,7 @@ def cold_start(spec: str, runs: int, threads: int | None = None) -> list[dict[st
 
 def warm_plans(llm: Any, repeats: int) -> list[float]:
     """Seconds per plan after one warm-up plan, over WARM_REQUESTS x repeats."""
-    from ..planner import Planner
+    from ..planning import Planner
 
     planner = Planner(llm)
     planner.plan(WARM_REQUESTS[0])  # warm-up: the static prompt prefix is now cached

@@ -1,6 +1,6 @@
 """Planning quality on TaskBench (Shen et al. 2023, arXiv 2311.18760), Hugging Face tools domain.
 
-Each sample's request is planned with TaskBench's tool vocabulary (`Registry.from_taskbench`), the plan
+Each sample's request is planned with TaskBench's tool vocabulary (`vocabulary.from_tool_desc`), the plan
 is turned into TaskBench's nodes (tool names) and links (source tool -> target tool, one per
 `<GENERATED>-N` reference), and scored as TaskBench scores it:
 
@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from ..llm import LLM
-from ..planner import PlanError, Planner, load_demos
+from ..planning import PlanError, Planner, load_demos
 from ..registry import Registry
 from ..types import LLMCall, Plan
 from . import data_path, emit, load_llm, median, percentile, table
+from .vocabulary import from_tool_desc
 
 SAMPLE_TYPES = ("single", "chain", "dag")
 Link = tuple[str, str]
@@ -290,7 +291,7 @@ def make_planner(
 
 def main(args: argparse.Namespace) -> int:
     tools = tools_file(args.data, args.tools)
-    registry = Registry.from_taskbench(tools)
+    registry = from_tool_desc(tools)
     types = [t.strip() for t in args.types.split(",")] if args.types else None
     samples = load_samples(args.data, types=types)
     if args.subset:

@@ -111,8 +111,7 @@ def describe_experts(backends: Sequence[ExpertBackend]) -> list[str]:
     """One line (or a few) per backend, tokens masked: for `%hugginggpt config` and `hugginggpt --plan-only`."""
     lines = []
     for backend in backends:
-        describe = getattr(backend, "describe", None)
-        lines.append(describe() if callable(describe) else f"{backend.name}{' (offline)' if backend.offline else ''}")
+        lines.append(backend.describe())
     return lines
 
 

@@ -2,7 +2,7 @@
 
 Any server that speaks the Inference API's task protocol works: Inference Endpoints, TGI, a
 `transformers` server of your own. The mapping lives in a small file (TOML or JSON; `$HGPT_ENDPOINTS`,
-else `endpoints.toml` / `endpoints.json` in the user config folder) or comes from `%config`:
+else `endpoints.toml` / `endpoints.json` in the user config folder; `experts="endpoint:PATH"` names another):
 
     # endpoints.toml
     [[endpoint]]
@@ -10,8 +10,6 @@ else `endpoints.toml` / `endpoints.json` in the user config folder) or comes fro
     url = "https://my-vit.endpoints.huggingface.cloud"
     model = "google/vit-base-patch16-224"   # optional: the catalogue model it serves
     token_env = "MY_ENDPOINT_TOKEN"         # optional: env var holding its bearer token
-
-    %config HuggingGPTMagic.endpoints = {"image-classification": "http://127.0.0.1:8080"}
 
 A token is sent only where it belongs: the one named by `token_env`, or the Hugging Face token for
 Hugging Face hosts; never the user's HF token to a third-party URL.
@@ -27,10 +25,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from .. import settings
 from ..catalog import ModelCard
 from ..resilience import RetryPolicy
 from ..secrets import Secret, hf_token, mask, mask_secrets
-from .base import ExpertError
+from .base import ENDPOINT_NAMESPACE, ExpertError
 from .hf import TASKS, InferenceClientExperts
 
 #: Hosts that get the Hugging Face token when an endpoint names no `token_env`.
@@ -55,7 +54,7 @@ class Endpoint:
     @property
     def model_id(self) -> str:
         """The id plans and runs show: the served model, else `endpoint/NAME`."""
-        return self.model or f"endpoint/{self.name or _host(self.url)}"
+        return self.model or f"{ENDPOINT_NAMESPACE}{self.name or _host(self.url)}"
 
     def safe_url(self) -> str:
         """The URL without credentials or query (what is shown to people)."""
@@ -78,8 +77,8 @@ def _host(url: str) -> str:
 
 def default_config_path() -> Path:
     """`$HGPT_ENDPOINTS`, else `endpoints.toml` (or `.json`) in the user config folder."""
-    if os.environ.get("HGPT_ENDPOINTS"):
-        return Path(os.environ["HGPT_ENDPOINTS"]).expanduser()
+    if settings.ENDPOINTS.is_set():
+        return settings.ENDPOINTS.path()
     from platformdirs import user_config_dir
 
     folder = Path(user_config_dir("hgpt-magic"))
@@ -129,7 +128,7 @@ def parse_endpoints(data: Any) -> list[Endpoint]:
 
 def load_endpoints(path: str | Path | None = None) -> list[Endpoint]:
     """The endpoints in a TOML or JSON file; none when the default file does not exist."""
-    explicit = path is not None or bool(os.environ.get("HGPT_ENDPOINTS"))
+    explicit = path is not None or settings.ENDPOINTS.is_set()
     path = Path(path).expanduser() if path is not None else default_config_path()
     if not path.exists():
         if explicit:

@@ -17,18 +17,18 @@ import csv
 import io
 import json
 import logging
-import os
 import re
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import settings
 from ..drawing import PALETTE, draw_boxes
 from ..resilience import RetryPolicy, Slots, http_status, is_connection_error, is_transient, retry_with
 from ..secrets import Secret, hf_token, hf_token_source, mask, mask_secrets
 from ..types import Artifact
-from .base import ExpertBackend, ExpertContext, ExpertError
+from .base import NOT_HUB_PREFIXES, ExpertBackend, ExpertContext, ExpertError
 
 if TYPE_CHECKING:
     from huggingface_hub import InferenceClient
@@ -52,21 +52,14 @@ class AuthError(ExpertError):
         super().__init__(message, model_level=model_level)
 
 
-def _env_float(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name, default))
-    except ValueError:
-        return default
-
-
 def default_policy() -> RetryPolicy:
     """The retry policy for remote experts; `HGPT_REMOTE_TIMEOUT` sets the seconds per request."""
-    return RetryPolicy(timeout=_env_float("HGPT_REMOTE_TIMEOUT", 60.0))
+    return RetryPolicy(timeout=settings.REMOTE_TIMEOUT.number())
 
 
 def default_concurrency() -> int:
     """Requests in flight per backend; `HGPT_REMOTE_CONCURRENCY` overrides the default of 4."""
-    return max(1, int(_env_float("HGPT_REMOTE_CONCURRENCY", 4)))
+    return max(1, settings.REMOTE_CONCURRENCY.integer())
 
 
 # --------------------------------------------------------------------------------------------
@@ -256,7 +249,11 @@ def segmentation_artifacts(items: list[Any], image: str, ctx: ExpertContext) -> 
 
 
 def slot(inputs: dict[str, str], task: str, *names: str) -> str:
-    """The first of `names` present in the inputs; a clear error naming the task when none is."""
+    """The first of `names` present in the inputs; a clear error naming the task when none is.
+
+    Names are the registry's slot names; several only where a task outside the registry (zero-shot,
+    served by endpoints) takes the Inference API's own name too.
+    """
     for name in names:
         value = inputs.get(name)
         if value not in (None, ""):
@@ -302,7 +299,7 @@ def _translation(c: InferenceClient, m: str, i: dict[str, str], ctx: ExpertConte
 
 
 def _similarity(c: InferenceClient, m: str, i: dict[str, str], ctx: ExpertContext) -> list[Artifact]:
-    scores = c.sentence_similarity(slot(i, ctx.task, "text1", "text"), [slot(i, ctx.task, "text2", "context")], model=m)
+    scores = c.sentence_similarity(slot(i, ctx.task, "text1"), [slot(i, ctx.task, "text2")], model=m)
     score = float(scores[0]) if scores else float("nan")
     return [Artifact(kind="data", text=f"similarity {score:.2f}", data={"similarity": round(score, 6)})]
 
@@ -320,7 +317,9 @@ def _audio_to_audio(c: InferenceClient, m: str, i: dict[str, str], ctx: ExpertCo
 
 
 def _tabular(c: InferenceClient, m: str, i: dict[str, str], ctx: ExpertContext) -> list[Artifact]:
-    predictions = c.tabular_classification(read_table(slot(i, ctx.task, "image", "table", "text")), model=m)
+    # The registry's slot is `image` (HuggingGPT's vocabulary: "a table given as an image"); the Inference
+    # API classifies a table, so the slot must hold a CSV or JSON table (`read_table` says so otherwise).
+    predictions = c.tabular_classification(read_table(slot(i, ctx.task, "image")), model=m)
     return [Artifact(kind="data", text=", ".join(map(str, predictions)), data=plain(predictions))]
 
 
@@ -360,7 +359,7 @@ TASKS: dict[str, Runner] = {
         text_artifact(field_of(c.summarization(slot(i, ctx.task, "text"), model=m), "summary_text", ""))
     ],
     "question-answering": lambda c, m, i, ctx: [
-        answer_artifact(c.question_answering(slot(i, ctx.task, "text", "question"), slot(i, ctx.task, "context"), model=m))
+        answer_artifact(c.question_answering(slot(i, ctx.task, "text"), slot(i, ctx.task, "context"), model=m))
     ],
     "token-classification": lambda c, m, i, ctx: [
         entities_artifact(c.token_classification(slot(i, ctx.task, "text"), model=m))
@@ -569,12 +568,11 @@ class InferenceClientExperts(ExpertBackend):
 
 
 #: Model ids that belong to other backends and never to the Hub.
-_NOT_HUB_PREFIXES = ("local/", "endpoint/", "http://", "https://", "controller-llm")
 _HUB_ID = re.compile(r"^[\w.\-]+(/[\w.\-]+)?$")
 
 
 def is_hub_id(model: str) -> bool:
-    return bool(_HUB_ID.match(model)) and not model.startswith(_NOT_HUB_PREFIXES)
+    return bool(_HUB_ID.match(model)) and not model.startswith(NOT_HUB_PREFIXES)
 
 
 class HFExperts(InferenceClientExperts):

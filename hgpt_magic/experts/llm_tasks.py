@@ -9,9 +9,9 @@ from __future__ import annotations
 from ..catalog import ModelCard
 from ..registry import Registry, default_registry
 from ..types import Artifact
-from .base import ExpertBackend, ExpertContext, ExpertError
+from .base import CONTROLLER_LLM_ID, ExpertBackend, ExpertContext, ExpertError
 
-MODEL_ID = "controller-llm"
+MODEL_ID = CONTROLLER_LLM_ID
 
 _INSTRUCTIONS = {
     "summarization": "Summarize the text below in a few sentences. Reply with the summary only.",

@@ -19,7 +19,7 @@ from typing import Any
 from ..catalog import ModelCard
 from ..resilience import Slots
 from ..types import Artifact
-from .base import ExpertBackend, ExpertContext, ExpertError
+from .base import NOT_HUB_PREFIXES, ExpertBackend, ExpertContext, ExpertError
 from .hf import (
     answer_artifact,
     detection_artifacts,
@@ -269,7 +269,7 @@ class TransformersExperts(ExpertBackend):
             return False
         if model in self.models.get(task, ()):
             return True
-        return not model.startswith(("local/", "endpoint/", "http://", "https://")) and self._is_cached(model)
+        return not model.startswith(NOT_HUB_PREFIXES) and self._is_cached(model)
 
     def _source(self, model: str) -> str:
         """The folder the model loads from: a configured local folder, or its cached snapshot."""

@@ -1,10 +1,15 @@
 """The plan editor: the planned tasks as editable rows, a live task graph, and Run / Step / Stop.
 
-The editor keeps a draft (`tasks`, `choices`) that every edit changes, validates it on each change
-with the planner's own `validate_plan` (plus: a model must be available, input files must exist),
-and runs it through the pipeline in a background thread so the kernel stays free (Stop works, other
-cells run). Results come back through the executor's `on_event` callback and are shown as widget
-state, which is routed by widget id, not by the cell that is executing, so output lands in the right
+The editor keeps a draft (`tasks`, `choices`) that every edit changes and checks it on each change
+with `draft.check_draft`: the planner's checks, never its repairs (a user's edit is the user's word; a
+repair is offered as a suggestion, applied only by "Apply suggestions"), so the row, the plan that runs
+and Export always agree.
+
+Threads: Run, Step and Re-plan work in ONE worker thread (`start`), so the kernel stays free (Stop
+works, other cells run); while it works, a ticker refreshes the elapsed times. Results arrive through
+the executor's `on_event` callback, from its pool threads. Every read or write of the shared state
+(`results`, `fresh`) and every widget update goes through `self._lock`, so the UI never shows a half
+update. Widget state is routed by widget id, not by the executing cell, so output lands in the right
 place from any thread.
 
 Re-running is cheap: the last result of every task goes to the executor as `previous`, which reuses
@@ -17,15 +22,15 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import ipywidgets as W
 
-from ..executor import InputError, TaskEvent, resolve_inputs
-from ..planner import PlanError, validate_plan
-from ..registry import Registry, Slot
+from ..draft import check_draft, fresh_ids, with_derived_dep
+from ..executor import TaskEvent
+from ..planning import PlanError
+from ..registry import Slot
 from ..secrets import mask_secrets
 from ..selector import no_backend_reason
 from ..types import GENERATED_RE, Choice, Plan, Run, Selection, Task, TaskResult
@@ -44,80 +49,6 @@ STATE_COLOURS = {
     "skipped": "#a06a00",
     "cancelled": "#a06a00",
 }
-
-
-# --------------------------------------------------------------------------- checks (no widgets)
-
-
-def derive_dep(task: Task) -> Task:
-    """`task` with `dep` set from its `<GENERATED>-N` arguments, as the planner does."""
-    task.dep = sorted({ref for _, ref in task.references()})
-    return task
-
-
-def missing_files(tasks: Sequence[Task], registry: Registry) -> list[str]:
-    """One message per media argument that names a local file that does not exist."""
-    problems = []
-    for task in tasks:
-        spec = registry.types.get(task.task)
-        for slot in spec.inputs if spec else ():
-            value = task.args.get(slot.name, "").strip()
-            if slot.type == "text" or not value or GENERATED_RE.fullmatch(value):
-                continue
-            if value.startswith(("http://", "https://", "data:")):
-                continue
-            if not Path(value).expanduser().is_file():
-                problems.append(f"task {task.id} ({task.task}): {slot.type} file not found: {value}")
-    return problems
-
-
-def check_plan(
-    tasks: Sequence[Task], choices: Mapping[int, Choice], registry: Registry
-) -> tuple[Plan | None, list[str]]:
-    """The runnable `Plan` for a draft, or None and every reason it cannot run.
-
-    Structure (unknown argument, dangling reference, type mismatch, cycle) is checked by the planner's
-    `validate_plan`; on top, each task needs an available model and its input files must exist.
-    """
-    errors: list[str] = []
-    plan = None
-    try:
-        plan = validate_plan([derive_dep(Task.from_dict(t.to_dict())).to_dict() for t in tasks], registry)
-    except PlanError as exc:
-        errors += exc.errors
-    for task in tasks:
-        choice = choices.get(task.id)
-        if choice is None or not choice.available:
-            errors.append(f"task {task.id} ({task.task}): " + (choice.reason if choice else "no model chosen"))
-    errors += missing_files(tasks, registry)
-    return (None, errors) if errors else (plan, [])
-
-
-def fresh_ids(
-    tasks: Sequence[Task], choices: Mapping[int, Choice], results: Mapping[int, TaskResult], registry: Registry
-) -> set[int]:
-    """Tasks whose last result still holds: done, and same task, model and inputs as now, all the way up.
-
-    This is the executor's reuse rule, applied ahead of time so the editor can say what will run again.
-    """
-    fresh: set[int] = set()
-    grew = True
-    while grew:
-        grew = False
-        for task in tasks:
-            result, choice = results.get(task.id), choices.get(task.id)
-            if task.id in fresh or result is None or result.status != "done" or choice is None:
-                continue
-            if not all(d in fresh for d in derive_dep(Task.from_dict(task.to_dict())).dep):
-                continue
-            try:
-                inputs = resolve_inputs(task, registry, results)
-            except (InputError, KeyError):
-                continue
-            if (result.task, result.model, result.inputs) == (task.task, choice.model, inputs):
-                fresh.add(task.id)
-                grew = True
-    return fresh
 
 
 # --------------------------------------------------------------------------- one argument, one row
@@ -246,6 +177,9 @@ class PlanEditor:
         self.rows: dict[int, TaskRow] = {}
         self._outputs: dict[int, W.Output] = {}
         self._shown: dict[int, list] = {}
+        self.suggestions: list[str] = []
+        self._suggested: list[Task] = []
+        self._lock = threading.RLock()  # guards results, fresh and widget updates across threads
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._turn = None  # the history turn our last Run added (replaced when we run again)
@@ -256,6 +190,7 @@ class PlanEditor:
         self.add_type = W.Dropdown(options=self.registry.names, layout=W.Layout(width="220px"))
         self.add_button = W.Button(description="Add task", icon="plus")
         self.validation = W.HTML()
+        self.apply_button = W.Button(description="Apply suggestions", icon="magic", layout=W.Layout(display="none"))
         self.run_button = W.Button(description="Run", icon="play", button_style="success")
         self.step_button = W.Button(description="Step", icon="step-forward")
         self.replan_button = W.Button(description="Re-plan", icon="refresh")
@@ -266,6 +201,7 @@ class PlanEditor:
         self.answer = W.Output()
 
         self.add_button.on_click(lambda _: self.add_task(self.add_type.value))
+        self.apply_button.on_click(lambda _: self.apply_suggestions())
         self.run_button.on_click(lambda _: self.start("run"))
         self.step_button.on_click(lambda _: self.start("step"))
         self.replan_button.on_click(lambda _: self.start("replan"))
@@ -280,6 +216,7 @@ class PlanEditor:
                 self.rows_box,
                 W.HBox([self.add_type, self.add_button]),
                 self.validation,
+                self.apply_button,
                 W.HBox([self.run_button, self.step_button, self.replan_button, self.export_button, self.stop_button]),
                 self.message,
                 self.exported,
@@ -334,7 +271,7 @@ class PlanEditor:
 
     def export(self) -> str:
         """The plan as HuggingGPT's JSON task list (the validated one when the draft is valid)."""
-        tasks = self.plan.tasks if self.plan is not None else [derive_dep(Task.from_dict(t.to_dict())) for t in self.tasks]
+        tasks = self.plan.tasks if self.plan is not None else [with_derived_dep(t) for t in self.tasks]
         return json.dumps([t.to_dict() for t in tasks], indent=2, ensure_ascii=False)
 
     def add_task(self, task_type: str) -> int:
@@ -393,8 +330,14 @@ class PlanEditor:
             row = self.rows.get(task.id)
             if row is not None:
                 task.args = {name: f.value for name, f in row.args.items() if f.value.strip()}
-                derive_dep(task)
+                task.dep = task.derived_dep()
         self._refresh()
+
+    def apply_suggestions(self) -> None:
+        """Take the suggested repairs into the draft (the user's choice; nothing is applied otherwise)."""
+        if self._suggested:
+            self.tasks = [Task.from_dict(t.to_dict()) for t in self._suggested]
+            self._rebuild()
 
     def _output(self, task_id: int) -> W.Output:
         if task_id not in self._outputs:
@@ -411,21 +354,32 @@ class PlanEditor:
         self._refresh()
 
     def _refresh(self) -> None:
-        """Validate the draft and bring the graph, states, messages and buttons up to date."""
-        self.plan, self.errors = check_plan(self.tasks, self.choices, self.registry)
-        self.fresh = fresh_ids(self.tasks, self.choices, self.results, self.registry)
-        if self.errors:
-            items = "".join(f"<li>{render.esc(e)}</li>" for e in self.errors)
-            self.validation.value = f'<div style="color:#b00020"><b>Cannot run yet:</b><ul>{items}</ul></div>'
-        else:
-            count = len(self.tasks)
-            self.validation.value = (
-                f'<div style="color:#137333">✓ {count} task{"s" if count != 1 else ""}, ready to run</div>'
-            )
-        self._show_states()
-        self._update_buttons()
+        """Check the draft and bring the graph, states, messages and buttons up to date."""
+        check = check_draft(self.tasks, self.choices, self.registry)
+        with self._lock:
+            self.plan, self.errors = check.plan, check.errors
+            self.suggestions, self._suggested = check.suggestions, check.suggested
+            self.fresh = fresh_ids(self.tasks, self.choices, self.results, self.registry)
+            html = ""
+            if self.errors:
+                items = "".join(f"<li>{render.esc(e)}</li>" for e in self.errors)
+                html = f'<div style="color:#b00020"><b>Cannot run yet:</b><ul>{items}</ul></div>'
+            else:
+                count = len(self.tasks)
+                html = f'<div style="color:#137333">✓ {count} task{"s" if count != 1 else ""}, ready to run</div>'
+            if self.suggestions:
+                items = "".join(f"<li>{render.esc(s)}</li>" for s in self.suggestions)
+                html += f'<div style="color:#a06a00"><b>Suggested (Apply suggestions):</b><ul>{items}</ul></div>'
+            self.validation.value = html
+            self.apply_button.layout.display = None if self.suggestions else "none"
+            self._show_states()
+            self._update_buttons()
 
     def _show_states(self) -> None:
+        with self._lock:
+            self._show_states_locked()
+
+    def _show_states_locked(self) -> None:
         now = time.time()
         for task_id, row in list(self.rows.items()):
             state = self.state(task_id)
@@ -439,7 +393,7 @@ class PlanEditor:
             colour = STATE_COLOURS.get(state, "#666")
             row.status.value = f'<span style="color:{colour};font-weight:bold">{render.esc(words)}</span>'
         self.graph.value = plan_svg(
-            [derive_dep(Task.from_dict(t.to_dict())) for t in self.tasks], {t.id: self.state(t.id) for t in self.tasks}
+            [with_derived_dep(t) for t in self.tasks], {t.id: self.state(t.id) for t in self.tasks}
         )
 
     def _update_buttons(self) -> None:
@@ -449,6 +403,7 @@ class PlanEditor:
         self.step_button.disabled = busy or bool(self.errors) or not self.ready_ids()
         self.replan_button.disabled = busy
         self.add_button.disabled = busy
+        self.apply_button.disabled = busy
         self.stop_button.layout.display = None if self.busy in ("run", "step") else "none"
         self.stop_button.disabled = self._stop.is_set()
         self.request.disabled = busy
@@ -529,19 +484,17 @@ class PlanEditor:
             run.status = "interrupted" if self._stop.is_set() else "paused"
         else:
             self._say("Running…")
-            history = self.pipeline.history
-            if self._turn is not None and history and history[-1] is self._turn:
-                history.pop()  # running the same request again replaces its turn
-            before = len(history)
-            self.pipeline.finish(
-                run, respond=self.respond, previous=previous, stop=self._stop, on_event=self._on_event
+            self.pipeline.finish(  # running the same request again replaces its history turn
+                run, respond=self.respond, previous=previous, stop=self._stop, on_event=self._on_event,
+                replace_turn=self._turn,
             )
-            self._turn = history[-1] if len(history) > before else None
-        for task_id, result in run.results.items():  # cancelled tasks get no event
-            if result.status != "pending" or task_id not in self.results:
-                self.results[task_id] = result
-                self._show_result(result)
-        self.fresh = fresh_ids(self.tasks, self.choices, self.results, self.registry)
+            self._turn = self.pipeline.last_turn
+        with self._lock:
+            for task_id, result in run.results.items():  # cancelled tasks get no event
+                if result.status != "pending" or task_id not in self.results:
+                    self.results[task_id] = result
+                    self._show_result(result)
+            self.fresh = fresh_ids(self.tasks, self.choices, self.results, self.registry)
         self._say(self._summary(step, time.perf_counter() - start), error=self._stop.is_set())
         if not step:
             self.answer.outputs = ()
@@ -549,15 +502,17 @@ class PlanEditor:
                 self.answer.append_display_data(render.answer_view(run.answer))
 
     def _on_event(self, event: TaskEvent) -> None:
+        """Called from the executor's threads: the shared state and the widgets change under the lock."""
         result = event.result
-        self.results[result.task_id] = result
-        self.fresh = fresh_ids(self.tasks, self.choices, self.results, self.registry)
-        if event.kind == "started":
-            self._output(result.task_id).outputs = ()
-            self._shown.pop(result.task_id, None)
-        else:
-            self._show_result(result)
-        self._show_states()
+        with self._lock:
+            self.results[result.task_id] = result
+            self.fresh = fresh_ids(self.tasks, self.choices, self.results, self.registry)
+            if event.kind == "started":
+                self._output(result.task_id).outputs = ()
+                self._shown.pop(result.task_id, None)
+            else:
+                self._show_result(result)
+            self._show_states()
 
     def _show_result(self, result: TaskResult) -> None:
         key = [result.status, result.error, [a.to_dict() for a in result.artifacts]]
@@ -615,4 +570,4 @@ class PlanEditor:
         self._say(f"New plan: {len(plan)} tasks." + (f" Repaired: {notes}" if notes else ""))
 
 
-__all__ = ["PlanEditor", "check_plan", "fresh_ids", "missing_files"]
+__all__ = ["PlanEditor"]

@@ -29,10 +29,9 @@ STATUS_FILL = {
 
 
 def edges(tasks: Sequence[Task]) -> list[tuple[int, int]]:
-    """(producer id, consumer id) for every reference to an existing task, without duplicates."""
+    """(producer id, consumer id) for every reference to an existing task (`Task.derived_dep`)."""
     ids = {t.id for t in tasks}
-    found = [(ref, t.id) for t in tasks for _, ref in t.references() if ref in ids]
-    return list(dict.fromkeys(found))
+    return [(ref, t.id) for t in tasks for ref in t.derived_dep(ids)]
 
 
 def layers(tasks: Sequence[Task]) -> dict[int, int]:

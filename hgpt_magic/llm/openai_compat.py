@@ -1,84 +1,18 @@
-"""The LLM that controls the pipeline: one small interface, one class per kind of backend.
-
-Every backend answers `chat(messages, schema=..., max_tokens=...) -> LLMReply`. The OpenAI-compatible
-client covers OpenAI, Hugging Face's router, vLLM, Ollama, llama.cpp and LM Studio; `local` is the
-embedded model (`local_llm.py`). `make_llm(spec)` turns a spec string into a backend.
+"""Any server speaking OpenAI's chat-completions protocol: OpenAI, Hugging Face's router, vLLM, Ollama,
+llama.cpp, LM Studio. The `openai` SDK is imported when a client is made, so importing this stays cheap.
 """
 
 from __future__ import annotations
 
-import os
 import time
-from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
-from .secrets import mask_secrets
-from .types import LLMCall
+from .. import settings
+from ..secrets import mask_secrets
+from .base import LLMError, LLMReply, response_format
 
 #: Hugging Face's OpenAI-compatible router (chat completions over Inference Providers).
 HF_ROUTER_URL = "https://router.huggingface.co/v1"
-
-
-class LLMError(RuntimeError):
-    """The LLM could not be reached or refused the request; the message never holds a token."""
-
-
-@dataclass
-class LLMReply:
-    text: str
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    seconds: float = 0.0
-
-
-@runtime_checkable
-class LLM(Protocol):
-    """What the pipeline needs from a controller LLM."""
-
-    name: str
-    supports_schema: bool
-
-    def chat(
-        self,
-        messages: list[dict[str, str]],
-        *,
-        schema: dict[str, Any] | None = None,
-        max_tokens: int = 512,
-        temperature: float = 0.0,
-    ) -> LLMReply: ...
-
-
-def call_llm(
-    llm: LLM,
-    messages: list[dict[str, str]],
-    *,
-    stage: str,
-    calls: list[LLMCall] | None = None,
-    **kwargs: Any,
-) -> LLMReply:
-    """`llm.chat(...)`, recording the call (stage, tokens, seconds, error) in `calls` when given."""
-    start = time.perf_counter()
-    try:
-        reply = llm.chat(messages, **kwargs)
-    except Exception as exc:
-        if calls is not None:
-            calls.append(LLMCall(stage, seconds=time.perf_counter() - start, error=mask_secrets(str(exc))))
-        raise
-    if calls is not None:
-        calls.append(LLMCall(stage, reply.prompt_tokens, reply.completion_tokens, reply.seconds))
-    return reply
-
-
-def response_format(schema: dict[str, Any], name: str = "output") -> dict[str, Any]:
-    """OpenAI's structured-output request for `schema` (understood by xllamacpp, vLLM and OpenAI)."""
-    return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
-
-
-def _env_number(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name, default))
-    except ValueError:
-        return default
 
 
 class OpenAICompatibleLLM:
@@ -106,14 +40,14 @@ class OpenAICompatibleLLM:
     ):
         from openai import OpenAI  # imported here: `import hgpt_magic` stays cheap
 
-        from .secrets import Secret
+        from ..secrets import Secret
 
         self.model = model
         self.base_url = base_url
         self.name = mask_secrets(name or (f"{base_url}#{model}" if base_url else f"openai:{model}"), api_key)
         self.supports_schema = supports_schema
-        self.timeout = float(timeout if timeout is not None else _env_number("HGPT_LLM_TIMEOUT", 120.0))
-        self.max_retries = int(max_retries if max_retries is not None else _env_number("HGPT_LLM_RETRIES", 3))
+        self.timeout = float(timeout if timeout is not None else settings.LLM_TIMEOUT.number())
+        self.max_retries = int(max_retries if max_retries is not None else settings.LLM_RETRIES.number())
         self._secret = Secret(api_key) if api_key else None
         self._client = OpenAI(
             base_url=base_url, api_key=api_key or "not-needed", timeout=self.timeout, max_retries=self.max_retries
@@ -177,49 +111,3 @@ class OpenAICompatibleLLM:
             completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
             seconds=time.perf_counter() - start,
         )
-
-
-def default_llm_spec() -> str:
-    """The explicit setting `HGPT_LLM`, else the embedded model (`HGPT_GGUF` picks another GGUF)."""
-    return os.environ.get("HGPT_LLM") or "local"
-
-
-def make_llm(spec: str | LLM | None = None) -> LLM:
-    """Turn a spec string into an LLM backend.
-
-    - `local`: the embedded model (extra `[local]`); `gguf:/path/model.gguf`: any GGUF on the same runtime
-    - `openai:MODEL`: OpenAI, key from OPENAI_API_KEY (OPENAI_BASE_URL respected)
-    - `hf:MODEL`: Hugging Face's OpenAI-compatible router, token from HF_TOKEN
-    - `http(s)://HOST[:PORT]/v1#MODEL`: any OpenAI-compatible server (key from HGPT_API_KEY if set)
-    """
-    if spec is None:
-        spec = default_llm_spec()
-    if not isinstance(spec, str):
-        return spec
-    spec = spec.strip()
-    if spec == "local" or spec.startswith("gguf:"):
-        from .local_llm import get_local_llm
-
-        return get_local_llm(spec[len("gguf:") :] if spec.startswith("gguf:") else None)
-    if spec.startswith("openai:"):
-        key = os.environ.get("OPENAI_API_KEY")
-        if not key:
-            raise LLMError("the LLM spec 'openai:...' needs OPENAI_API_KEY in the environment")
-        return OpenAICompatibleLLM(
-            spec.split(":", 1)[1], api_key=key, base_url=os.environ.get("OPENAI_BASE_URL"), name=spec
-        )
-    if spec.startswith("hf:"):
-        from .secrets import hf_token
-
-        token = hf_token()
-        if not token:
-            raise LLMError("the LLM spec 'hf:...' needs HF_TOKEN (or `hf auth login`)")
-        return OpenAICompatibleLLM(spec.split(":", 1)[1], base_url=HF_ROUTER_URL, api_key=token, name=spec)
-    if spec.startswith(("http://", "https://")):
-        base_url, _, model = spec.partition("#")
-        if not model:
-            raise LLMError(f"LLM spec {spec!r} names no model: write URL#MODEL, e.g. http://127.0.0.1:8080/v1#qwen")
-        return OpenAICompatibleLLM(model, base_url=base_url, api_key=os.environ.get("HGPT_API_KEY"), name=spec)
-    raise LLMError(
-        f"unknown LLM spec {spec!r}: use local, gguf:/path/model.gguf, openai:MODEL, hf:MODEL or http(s)://HOST/v1#MODEL"
-    )

@@ -1,0 +1,76 @@
+"""The LLM that controls the pipeline: one small interface, one module per kind of backend.
+
+- `base`: the `LLM` protocol every backend answers (`chat(messages, schema=..., max_tokens=...) -> LLMReply`),
+  `LLMError`, and `call_llm`, which records each call;
+- `openai_compat`: any OpenAI-compatible server (OpenAI, Hugging Face's router, vLLM, Ollama, llama.cpp);
+- `local`: the embedded model, run in-process.
+
+`make_llm(spec)` turns a spec string into a backend. Backends are imported when one is made.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .. import settings
+from .base import LLM, LLMError, LLMReply, call_llm, response_format
+from .openai_compat import HF_ROUTER_URL, OpenAICompatibleLLM
+
+
+def default_llm_spec() -> str:
+    """The explicit setting `HGPT_LLM`, else the embedded model (`HGPT_GGUF` picks another GGUF)."""
+    return settings.LLM.text()
+
+
+def make_llm(spec: str | LLM | None = None) -> LLM:
+    """Turn a spec string into an LLM backend.
+
+    - `local`: the embedded model (extra `[local]`); `gguf:/path/model.gguf`: any GGUF on the same runtime
+    - `openai:MODEL`: OpenAI, key from OPENAI_API_KEY (OPENAI_BASE_URL respected)
+    - `hf:MODEL`: Hugging Face's OpenAI-compatible router, token from HF_TOKEN
+    - `http(s)://HOST[:PORT]/v1#MODEL`: any OpenAI-compatible server (key from HGPT_API_KEY if set)
+    """
+    if spec is None:
+        spec = default_llm_spec()
+    if not isinstance(spec, str):
+        return spec
+    spec = spec.strip()
+    if spec == "local" or spec.startswith("gguf:"):
+        from .local import get_local_llm
+
+        return get_local_llm(spec[len("gguf:") :] if spec.startswith("gguf:") else None)
+    if spec.startswith("openai:"):
+        key = os.environ.get("OPENAI_API_KEY")
+        if not key:
+            raise LLMError("the LLM spec 'openai:...' needs OPENAI_API_KEY in the environment")
+        return OpenAICompatibleLLM(
+            spec.split(":", 1)[1], api_key=key, base_url=os.environ.get("OPENAI_BASE_URL"), name=spec
+        )
+    if spec.startswith("hf:"):
+        from ..secrets import hf_token
+
+        token = hf_token()
+        if not token:
+            raise LLMError("the LLM spec 'hf:...' needs HF_TOKEN (or `hf auth login`)")
+        return OpenAICompatibleLLM(spec.split(":", 1)[1], base_url=HF_ROUTER_URL, api_key=token, name=spec)
+    if spec.startswith(("http://", "https://")):
+        base_url, _, model = spec.partition("#")
+        if not model:
+            raise LLMError(f"LLM spec {spec!r} names no model: write URL#MODEL, e.g. http://127.0.0.1:8080/v1#qwen")
+        return OpenAICompatibleLLM(model, base_url=base_url, api_key=settings.API_KEY.text() or None, name=spec)
+    raise LLMError(
+        f"unknown LLM spec {spec!r}: use local, gguf:/path/model.gguf, openai:MODEL, hf:MODEL or http(s)://HOST/v1#MODEL"
+    )
+
+
+__all__ = [
+    "HF_ROUTER_URL",
+    "LLM",
+    "LLMError",
+    "LLMReply",
+    "OpenAICompatibleLLM",
+    "call_llm",
+    "default_llm_spec",
+    "make_llm",
+    "response_format",
+]

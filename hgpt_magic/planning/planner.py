@@ -1,0 +1,149 @@
+"""Stage 1, task planning: the LLM turns a request into a validated graph of tasks.
+
+The loop: build the prompt (`prompt`, with demos from `demos`, decoding constrained by `schema`), read the
+reply tolerantly (`parsing`), repair what a small model commonly gets wrong (`repair`, each repair said
+in `Plan.repairs`), then check the result (`validate`). An invalid plan is sent back once with its errors
+(`prompt.retry_message`); a type gap the LLM leaves is bridged by converter tasks (`repair.bridge_types`);
+if that fails too, `PlanError` carries the raw text and the errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..history import Turn
+from ..llm import LLM, call_llm
+from ..parsing import NoJSONError, extract_json
+from ..registry import Registry, default_registry
+from ..types import LLMCall, Plan, Task
+from .demos import Demo, DemoIndex, default_demos
+from .prompt import demo_reply, request_message, retry_message, system_prompt
+from .repair import bridge_types, number_by_position, repair_plan
+from .schema import POSITIONS, plan_schema
+from .validate import PlanError, plan_errors, topological_order
+
+
+def validate_plan(data: Any, registry: Registry | None = None, raw: str = "", request: str = "") -> Plan:
+    """An LLM's parsed plan, repaired (`repair.repair_plan`) and checked (`validate.plan_errors`); raises
+    `PlanError` with every problem the repairs could not fix.
+
+    `request`, when given, names the files the plan may use: a file name the LLM wrote without its
+    folder gets the request's path back, and a media argument that refers to a task of the wrong type
+    falls back to the request's only file of that type. A user's own plan is checked without repairs
+    (`draft.Draft`).
+    """
+    registry = registry or default_registry()
+    items, repairs = repair_plan(data, registry, request)
+    errors = plan_errors(items, registry)
+    if errors:
+        raise PlanError(errors, raw)
+    tasks = [Task.from_dict(item) for item in items]
+    ordered, _ = topological_order(tasks)
+    if [t.id for t in ordered] != [t.id for t in tasks]:
+        repairs.append("tasks reordered so that each comes after the tasks it uses")
+    return Plan(tasks=ordered, repairs=repairs, raw=raw)
+
+
+class Planner:
+    """Stage 1. Holds the LLM, the registry and the demos; `plan(request)` returns a validated `Plan`.
+
+    The prompt is built for the LLM server's prompt-prefix cache: what is the same for every request
+    (instructions, task list, and with `retrieve=None` every demo, in a fixed order) comes first and
+    is computed once per session; only the request (and retrieved demos) cost prompt time after that.
+
+    `retrieve`: None puts every demo in the static prefix (best plans, fast warm, a longer first plan);
+    K puts the K demos most similar to the request after it (`DemoIndex`: a short static prefix, so a
+    fast first plan, but K demos' worth of prompt on every request); "auto" takes the vocabulary's
+    setting (`registry.vocabulary.retrieve`). `compact`: the reply leaves out ids and deps (half the tokens to generate).
+    `positions`: see `plan_schema`.
+    """
+
+    def __init__(
+        self,
+        llm: LLM,
+        registry: Registry | None = None,
+        demos: list[Demo] | None = None,
+        *,
+        history_tokens: int = 1000,
+        max_tokens: int = 600,
+        retries: int = 1,
+        retrieve: int | str | None = "auto",
+        compact: bool = True,
+        positions: int = POSITIONS,
+    ):
+        self.llm = llm
+        self.registry = registry or default_registry()
+        self.demos = default_demos(self.registry) if demos is None else list(demos)
+        self.history_tokens = history_tokens
+        self.max_tokens = max_tokens
+        self.retries = retries
+        vocabulary = self.registry.vocabulary
+        if retrieve == "auto":
+            retrieve = vocabulary.retrieve if demos is None else None
+        self.retrieve: int | None = retrieve  # type: ignore[assignment]
+        # Unless the vocabulary says, an empty plan is offered only where the demos teach it (small talk
+        # in HuggingGPT's demos); in a vocabulary like TaskBench's every request needs a tool.
+        self.allow_empty = (
+            vocabulary.allow_empty
+            if vocabulary.allow_empty is not None
+            else not self.demos or any(not d.tasks for d in self.demos)
+        )
+        self.compact = compact
+        self.positions = positions
+        self._task_counts: dict[str, int] = {}
+        for demo in self.demos:
+            for task in demo.tasks:
+                self._task_counts[task["task"]] = self._task_counts.get(task["task"], 0) + 1
+        self._schema = plan_schema(self.registry, allow_empty=self.allow_empty, compact=compact, positions=positions)
+        self._system = system_prompt(self.registry, compact=compact, allow_empty=self.allow_empty)
+
+    def select_demos(self, request: str) -> list[Demo]:
+        """The demos for this request: the `retrieve` nearest, or all of them."""
+        if self.retrieve is None or self.retrieve >= len(self.demos):
+            return self.demos
+        if self.retrieve <= 0:
+            return []
+        return DemoIndex.of(self.demos).nearest(request, self.retrieve)
+
+    def messages(self, request: str, history: Sequence[Turn] = ()) -> list[dict[str, str]]:
+        """The chat messages sent to the LLM: system prompt, demos as turns, then the request."""
+        messages = [{"role": "system", "content": self._system}]
+        for demo in self.select_demos(request):
+            messages.append({"role": "user", "content": demo.request})
+            messages.append({"role": "assistant", "content": demo_reply(demo, self.compact)})
+        messages.append({"role": "user", "content": request_message(request, history, self.history_tokens)})
+        return messages
+
+    def plan(self, request: str, history: Sequence[Turn] = (), calls: list[LLMCall] | None = None) -> Plan:
+        """Ask the LLM for a plan; validate and repair it; ask once more with the errors if needed."""
+        messages = self.messages(request, history)
+        errors: list[str] = []
+        raw = ""
+        for attempt in range(self.retries + 1):
+            reply = call_llm(
+                self.llm, messages, stage="plan", calls=calls, schema=self._schema, max_tokens=self.max_tokens
+            )
+            raw = reply.text
+            try:
+                data = extract_json(raw)
+                if self.compact:
+                    data = number_by_position(data)
+                try:
+                    return validate_plan(data, self.registry, raw=raw, request=request)
+                except PlanError:
+                    hops = 2 if attempt == self.retries else 1  # the last answer: allow the longer detour
+                    bridged, notes = bridge_types(data, self.registry, request, self._task_counts, hops)
+                    if not notes:
+                        raise
+                    plan = validate_plan(bridged, self.registry, raw=raw, request=request)  # raises the bridged plan's errors
+                    plan.repairs = notes + plan.repairs
+                    return plan
+            except (NoJSONError, PlanError) as exc:
+                errors = exc.errors if isinstance(exc, PlanError) else [str(exc)]
+            if attempt < self.retries:
+                messages = messages + [
+                    {"role": "assistant", "content": raw},
+                    {"role": "user", "content": retry_message(request, errors)},
+                ]
+        raise PlanError(errors, raw)

@@ -1,0 +1,353 @@
+"""Repairs of an LLM's plan: what a small model commonly gets wrong, fixed where the intent is clear.
+
+Each repair takes the plan's task dicts and returns a repaired copy and notes saying what changed
+(`(items, notes)`); the input is never changed. `repair_plan` runs them in order. They act only on
+items `validate.read_task` can read; what stays wrong is for `validate.plan_errors` to report.
+
+The planner applies them to every LLM reply; the editor offers them to the user as suggestions
+(`draft.Draft.suggestions`), never applying one silently.
+"""
+
+from __future__ import annotations
+
+import copy
+import mimetypes
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..registry import Registry, TaskType
+from ..types import GENERATED_RE, MEDIA_TYPES, Task
+from .validate import PlanError, as_task_list, coerce_id, match_task, read_task
+
+_FILE = re.compile(r"[\w./~:-]*[\w-]\.[A-Za-z0-9]{2,5}\b")
+_WORD = re.compile(r"[a-z0-9]+")
+
+Items = list[Any]
+
+
+@dataclass
+class Context:
+    """What repairs may consult: the vocabulary and the request's files by media type."""
+
+    registry: Registry
+    files: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, registry: Registry, request: str = "") -> Context:
+        return cls(registry, request_files(request))
+
+
+def request_files(request: str) -> dict[str, list[str]]:
+    """The file names in a request, by media type (from the extension): {"image": ["a.jpg"], ...}."""
+    found: dict[str, list[str]] = {}
+    for name in _FILE.findall(request or ""):
+        mime = mimetypes.guess_type(name)[0] or ""
+        kind = mime.split("/")[0]
+        if kind in ("image", "audio", "video") and name not in found.get(kind, []):
+            found.setdefault(kind, []).append(name)
+    return found
+
+
+def words(text: str) -> set[str]:
+    """The words (3 letters or more) of a text, lower case: for matching requests and descriptions."""
+    return {w for w in _WORD.findall(text.lower()) if len(w) > 2}
+
+
+def _readable(items: Items, ctx: Context) -> list[tuple[int, Task]]:
+    """(position, task) of every item that reads as a task."""
+    found = []
+    for position, item in enumerate(items):
+        task = read_task(item, ctx.registry)
+        if task is not None:
+            found.append((position, task))
+    return found
+
+
+def task_names(items: Items, ctx: Context) -> tuple[Items, list[str]]:
+    """A task name written with other case, spaces, `_` or `-` ("Text_To_Speech") gets the registry's."""
+    items, notes = copy.deepcopy(items), []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        raw_name = str(item.get("task", ""))
+        name = match_task(raw_name, ctx.registry)
+        if name is not None and name != raw_name:
+            item["task"] = name
+            notes.append(f"task name {raw_name!r} read as {name!r}")
+    return items, notes
+
+
+def positional_arguments(items: Items, ctx: Context) -> tuple[Items, list[str]]:
+    """Arguments given as a list are mapped onto the task's slots in order (when there are not too many)."""
+    items, notes = copy.deepcopy(items), []
+    for item in items:
+        if not isinstance(item, dict) or item.get("task") not in ctx.registry or not isinstance(item.get("args"), list):
+            continue
+        task_id = coerce_id(item.get("id"))
+        slots = ctx.registry[item["task"]].inputs
+        if task_id is None or len(item["args"]) > len(slots) or not item["args"]:
+            continue
+        item["args"] = {slot.name: value for slot, value in zip(slots, item["args"], strict=False)}
+        notes.append(f"task {task_id}: positional arguments mapped onto {', '.join(item['args'])}")
+    return items, notes
+
+
+def plain_values(items: Items, ctx: Context) -> tuple[Items, list[str]]:
+    """Readable items in the plan's own form: an int id, int deps, string arguments. No notes: nothing
+    the plan says changes.
+    """
+    items = copy.deepcopy(items)
+    for position, task in _readable(items, ctx):
+        items[position] = task.to_dict()
+    return items, []
+
+
+def duplicate_ids(items: Items, ctx: Context) -> tuple[Items, list[str]]:
+    """Tasks sharing an id get fresh ids, unless some task refers to that id (then which one is meant is
+    not clear, and the plan is refused).
+    """
+    items, notes = copy.deepcopy(items), []
+    tasks = _readable(items, ctx)
+    counts: dict[int, int] = {}
+    for _, task in tasks:
+        counts[task.id] = counts.get(task.id, 0) + 1
+    duplicated = {i for i, n in counts.items() if n > 1}
+    if not duplicated or duplicated & {ref for _, t in tasks for _, ref in t.references()}:
+        return items, notes
+    next_id = max(counts) + 1
+    used: set[int] = set()
+    for position, task in tasks:
+        if task.id in used:
+            notes.append(f"duplicate id {task.id} renumbered to {next_id}")
+            items[position]["id"] = next_id
+            used.add(next_id)
+            next_id += 1
+        else:
+            used.add(task.id)
+    return items, notes
+
+
+def restore_paths(items: Items, ctx: Context) -> tuple[Items, list[str]]:
+    """Give back the folders a small LLM drops from file names: "sign.png" for "notebooks/data/sign.png".
+
+    Only a media argument that is not itself a file of the request, and whose name ends exactly one of the
+    request's files of that type, is changed.
+    """
+    items, notes = copy.deepcopy(items), []
+    for position, task in _readable(items, ctx):
+        args = items[position]["args"]
+        for slot in ctx.registry[task.task].inputs:
+            value = str(args.get(slot.name, "")).strip()
+            named = ctx.files.get(slot.type, [])
+            if not value or value in named or GENERATED_RE.search(value):
+                continue
+            tail = "/" + value.lstrip("./")
+            matches = [path for path in named if ("/" + path).endswith(tail)]
+            if len(matches) == 1:
+                args[slot.name] = matches[0]
+                notes.append(f"task {task.id}: {slot.name} {value!r} read as {matches[0]!r}, the file the request names")
+    return items, notes
+
+
+def argument_names(items: Items, ctx: Context) -> tuple[Items, list[str]]:
+    """An unknown argument name is renamed when exactly one free slot fits it (e.g. "img" given an image
+    path, by the slot's type or the type of the task it refers to)."""
+    items, notes = copy.deepcopy(items), []
+    tasks = _readable(items, ctx)
+    by_id = {t.id: t for _, t in tasks}
+    for position, task in tasks:
+        spec = ctx.registry[task.task]
+        args = items[position]["args"]
+        for key in [k for k in args if spec.slot(k) is None]:
+            free = [s for s in spec.inputs if s.name not in args]
+            fitting = [s for s in free if s.type == key or s.type == _reference_type(args[key], by_id, ctx.registry)]
+            if len(fitting) == 1 or (len(free) == 1 and len(spec.inputs) == 1):
+                target = (fitting or free)[0]
+                args[target.name] = args.pop(key)
+                notes.append(f"task {task.id}: argument {key!r} renamed to {target.name!r}")
+    return items, notes
+
+
+def _reference_type(value: str, by_id: dict[int, Task], registry: Registry) -> str | None:
+    """The first output type of the task that `value` refers to, if it is a reference."""
+    match = GENERATED_RE.fullmatch(str(value).strip())
+    if match and int(match.group(1)) in by_id:
+        outputs = registry[by_id[int(match.group(1))].task].outputs
+        return outputs[0] if outputs else None
+    return None
+
+
+def repoint(items: Items, ctx: Context) -> tuple[Items, list[str]]:
+    """Point a whole-argument reference that cannot be right (no such task, itself, or a task that does
+    not produce the slot's type) at what was most likely meant.
+
+    Small LLMs often write the right structure with an off-by-one or a neighbour's id; the type graph
+    says which producer was meant: the closest earlier task that produces the slot's type. Failing that,
+    a media slot takes the request's file of that type when the request names exactly one ("edit
+    photo.jpg" planned as image-editing of a speech clip). Otherwise the reference is left for the errors.
+    """
+    items, notes = copy.deepcopy(items), []
+    tasks = _readable(items, ctx)
+    by_id = {t.id: t for _, t in tasks}
+    for order, (position, task) in enumerate(tasks):
+        item = items[position]
+        spec = ctx.registry[task.task]
+        for name, ref in task.references():
+            slot = spec.slot(name)
+            producer = by_id.get(ref)
+            if slot is None or GENERATED_RE.fullmatch(item["args"][name].strip()) is None:
+                continue
+            if producer is not None and producer is not task and slot.type in ctx.registry[producer.task].outputs:
+                continue
+            candidate = next(
+                (t for _, t in reversed(tasks[:order]) if slot.type in ctx.registry[t.task].outputs), None
+            )
+            named = ctx.files.get(slot.type, [])
+            if candidate is not None:
+                item["args"][name] = f"<GENERATED>-{candidate.id}"
+                item["dep"] = [candidate.id if d == ref else d for d in item["dep"]]  # not reported again as a dep fix
+                notes.append(
+                    f"task {task.id}: {name!r} took <GENERATED>-{ref}, which cannot give {slot.type}; "
+                    f"set to <GENERATED>-{candidate.id} ({candidate.task})"
+                )
+            elif slot.type != "text" and len(named) == 1:
+                item["args"][name] = named[0]
+                item["dep"] = [d for d in item["dep"] if d != ref]
+                notes.append(
+                    f"task {task.id}: {name!r} took <GENERATED>-{ref}, which cannot give {slot.type}; "
+                    f"set to {named[0]}, the request's only {slot.type} file"
+                )
+    return items, notes
+
+
+def derived_deps(items: Items, ctx: Context) -> tuple[Items, list[str]]:
+    """`dep` becomes what the references say (`Task.derived_dep`); a stated dep that differs is noted."""
+    items, notes = copy.deepcopy(items), []
+    tasks = _readable(items, ctx)
+    ids = [t.id for _, t in tasks]
+    for position, task in tasks:
+        derived = task.derived_dep(ids)
+        stated = sorted(d for d in set(task.dep) if d != -1)
+        if stated != derived:
+            notes.append(f"task {task.id}: dep {stated} set to {derived} (from its <GENERATED> arguments)")
+        items[position]["dep"] = derived
+    return items, notes
+
+
+#: The repairs, in the order they are applied to a reply.
+REPAIRS: tuple[Callable[[Items, Context], tuple[Items, list[str]]], ...] = (
+    task_names, positional_arguments, plain_values, duplicate_ids, restore_paths, argument_names, repoint, derived_deps,
+)
+
+
+def repair_plan(data: Any, registry: Registry, request: str = "") -> tuple[Items, list[str]]:
+    """Every repair of `REPAIRS` applied in turn: the repaired task dicts and all the notes."""
+    items: Items = list(as_task_list(data))
+    ctx = Context.of(registry, request)
+    notes: list[str] = []
+    for repair in REPAIRS:
+        items, more = repair(items, ctx)
+        notes += more
+    return items, notes
+
+
+def number_by_position(data: Any) -> Any:
+    """A compact reply's tasks get their position as id and the tasks they reference as dep."""
+    data = copy.deepcopy(data)
+    items = data.get("tasks") if isinstance(data, dict) else data
+    if not isinstance(items, list):
+        return data
+    for position, item in enumerate(items):
+        if isinstance(item, dict) and "id" not in item:
+            item["id"] = position
+            args = item.get("args") or {}
+            values = list(args.values()) if isinstance(args, dict) else args if isinstance(args, list) else [args]
+            item.setdefault("dep", Task(position, "", args={str(i): str(v) for i, v in enumerate(values)}).derived_dep())
+    return data
+
+
+def bridge_types(
+    data: Any, registry: Registry, request: str = "", prior: dict[str, int] | None = None, hops: int = 1
+) -> tuple[Any, list[str]]:
+    """Insert converter tasks where a task takes the output of one that produces another type.
+
+    "Summarize the picture you drew" planned as text-to-image -> summarization needs the picture in
+    words first: when no earlier task produces the wanted type (`repoint`'s case), the shortest chain
+    of one-input tasks from the producer's type to the wanted one (here image -> text) is put in
+    between (`_conversion`; `prior`: task name -> how often the demos use it; at most `hops` tasks).
+    Returns the new plan data and what was inserted (empty when nothing was).
+    """
+    try:
+        source_items = as_task_list(data)
+    except PlanError:
+        return data, []
+    if not all(isinstance(item, dict) and isinstance(item.get("args") or {}, dict) for item in source_items):
+        return data, []
+    items = [dict(item, args=dict(item.get("args") or {})) for item in source_items]
+    names = [match_task(str(item.get("task", "")), registry) for item in items]
+    ids = [coerce_id(item.get("id")) for item in items]
+    if None in names or None in ids or len(set(ids)) != len(ids):
+        return data, []
+    by_id = {i: name for i, name in zip(ids, names, strict=True)}
+    request_words = words(request)
+    notes: list[str] = []
+    next_id = max(ids, default=-1) + 1  # type: ignore[type-var]
+    inserted: list[dict[str, Any]] = []
+    for position, item in enumerate(items):
+        spec = registry[names[position]]  # type: ignore[index]
+        for slot_name, value in list(item["args"].items()):
+            match = GENERATED_RE.fullmatch(str(value).strip())
+            slot = spec.slot(slot_name)
+            if not match or slot is None or int(match.group(1)) not in by_id:
+                continue
+            producer = registry[by_id[int(match.group(1))]]  # type: ignore[index]
+            if slot.type in producer.outputs or not producer.outputs:
+                continue
+            if any(slot.type in registry[n].outputs for n in names[:position]):  # type: ignore[index]
+                continue  # `repoint` will use that task
+            source = producer.outputs[0]
+            chain = _conversion(registry, source, slot.type, request_words, prior or {}, hops)
+            if not chain:
+                continue
+            upstream = int(match.group(1))
+            for converter in chain:
+                inserted.append({"task": converter.name, "id": next_id, "dep": [upstream],
+                                 "args": {converter.inputs[0].name: f"<GENERATED>-{upstream}"}})
+                upstream, next_id = next_id, next_id + 1
+            item["args"][slot_name] = f"<GENERATED>-{upstream}"
+            notes.append(
+                f"task {ids[position]} ({spec.name}) wanted {slot.type} from task {match.group(1)} "
+                f"({producer.name}, {source}); inserted {' -> '.join(t.name for t in chain)} to convert it"
+            )
+    return items + inserted, notes
+
+
+def _conversion(
+    registry: Registry, source: str, target: str, request_words: set[str], prior: dict[str, int], hops: int = 1
+) -> list[TaskType]:
+    """The shortest chain (at most `hops`) of one-input tasks turning `source` media into `target`.
+
+    Each step takes the candidate sharing most words with the request, then the one the demos use
+    most, then the registry's first. One hop by default: a longer detour (audio -> text -> image)
+    invents more of the plan, so the planner first asks the LLM again and bridges with two hops only
+    when its last answer still has the gap.
+    """
+
+    def rank(t: TaskType) -> tuple[int, int]:
+        return len(request_words & words(f"{t.name} {t.description}")), prior.get(t.name, 0)
+
+    steps = {m: [t for t in registry if len(t.inputs) == 1 and t.inputs[0].type == m] for m in MEDIA_TYPES}
+    frontier: list[tuple[str, list[TaskType]]] = [(source, [])]
+    for _ in range(hops):
+        reached: dict[str, list[TaskType]] = {}
+        for media, path in frontier:
+            for t in sorted(steps.get(media, []), key=rank, reverse=True):
+                for out in t.outputs:
+                    if out not in reached and out != media:
+                        reached[out] = path + [t]
+        if target in reached:
+            return reached[target]
+        frontier = list(reached.items())
+    return []
