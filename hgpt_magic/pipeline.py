@@ -27,7 +27,9 @@ from .history import Turn
 from .llm import LLM, make_llm
 from .planner import PlanError, Planner
 from .registry import Registry, default_registry
+from .resources import Allowed, ResourceError, check_plan
 from .responder import Responder
+from .secrets import mask_secrets
 from .selector import Selector
 from .types import Candidate, LLMCall, Plan, Run, Selection, TaskResult
 
@@ -51,7 +53,10 @@ class HuggingGPT:
         max_workers: int = 4,
         task_timeout: float = 300.0,
         history_tokens: int = 1000,
+        allow_paths: Sequence[str | Path] | str | None = None,
     ):
+        """`allow_paths`: folders whose files a plan may use without the request naming them
+        (besides `$HGPT_ALLOW_PATHS`); see resources.py for what else a plan may touch."""
         self._llm_spec = llm
         self._llm: LLM | None = None if llm is None or isinstance(llm, str) else llm
         self._llm_lock = threading.Lock()
@@ -66,6 +71,8 @@ class HuggingGPT:
         self.history: list[Turn] = []
         self.last_run: Run | None = None
         self._selector: Selector | None = None
+        #: the files and URLs this session's user gave; plans may touch nothing else
+        self.allowed = Allowed.for_session(allow_paths)
 
     # ------------------------------------------------------------------ components
 
@@ -105,6 +112,7 @@ class HuggingGPT:
 
     def plan(self, request: str, *, calls: list[LLMCall] | None = None) -> Plan:
         """Stage 1: the task graph for `request`, given the session's history. Raises `PlanError`."""
+        self.allowed.add_request(request)  # what the user names, the plan may use
         planner = Planner(self.llm, self.registry, history_tokens=self.history_tokens)
         return planner.plan(request, self.history, calls=calls)
 
@@ -139,12 +147,9 @@ class HuggingGPT:
             registry=self.registry,
             max_workers=self.max_workers,
             timeout=self.task_timeout,
+            allowed=self.allowed,
         )
-
-        def save(results: dict[int, TaskResult]) -> None:
-            run.results = dict(results)
-            run.save(Path(run.run_dir) / "run.json")
-
+        save = _Saver(run)
         results = executor.execute(
             plan,
             selection,
@@ -156,6 +161,7 @@ class HuggingGPT:
             on_event=on_event,
             on_change=save,
         )
+        save(results, final=True)
         return results
 
     def respond(
@@ -192,6 +198,8 @@ class HuggingGPT:
             with _timed(run, "plan"):
                 run.plan = self.plan(request, calls=run.llm_calls)
             run.llm = self.llm.name
+            if not plan_only:  # the editor shows the refusals on the rows instead; `finish` checks again
+                self.check(run)
             with _timed(run, "select"):
                 run.selection = self.select(run.plan, request, calls=run.llm_calls)
             run.status = "selected"
@@ -212,32 +220,83 @@ class HuggingGPT:
         stop: threading.Event | None = None,
         on_event: Callable[[TaskEvent], None] | None = None,
     ) -> Run:
-        """Execute and answer a planned `Run` (after the user edited its plan or models, say)."""
+        """Execute and answer a planned `Run` (after the user edited its plan or models, say).
+
+        Raises `ResourceError` before anything runs if the plan names a file or URL the user did not give
+        (or is too large). Whatever happens, the Run ends `done`, `failed` or `interrupted` and its run.json
+        is written, Ctrl-C during the answer included.
+        """
         self.last_run = run
+        self.check(run)
         try:
             with _timed(run, "execute"):
                 run.results = self.execute(
                     run.plan, run.selection, run=run, previous=previous, stop=stop, on_event=on_event
                 )
+            stopped = stop is not None and stop.is_set()
+            run.status = "interrupted" if stopped else "running"
+            if respond and not stopped:  # after Stop, the user wants control back, not another LLM call
+                with _timed(run, "respond"):
+                    answer = self.respond(run.request, run.plan, run.selection, run.results, calls=run.llm_calls)
+                run.answer = mask_secrets(answer)  # an LLM that echoes a key, a {var} that held one
+                self.history.append(Turn(run.request, run.answer[:600]))
+            if run.status != "interrupted":
+                run.status = "done"
         except RunInterrupted as exc:
             run.results, run.status, run.error = exc.results, "interrupted", "interrupted by the user"
-            run.save(Path(run.run_dir) / "run.json")
             exc.run = run
             raise
-        stopped = stop is not None and stop.is_set()
-        run.status = "interrupted" if stopped else "running"
-        if respond and not stopped:  # after Stop, the user wants control back, not another LLM call
-            with _timed(run, "respond"):
-                run.answer = self.respond(run.request, run.plan, run.selection, run.results, calls=run.llm_calls)
-            self.history.append(Turn(run.request, run.answer[:600]))
-        if run.status != "interrupted":
-            run.status = "done"
-        run.save(Path(run.run_dir) / "run.json")
+        except KeyboardInterrupt:  # Ctrl-C during the answer
+            run.status, run.error = "interrupted", "interrupted by the user"
+            exc = RunInterrupted(run.results)
+            exc.run = run
+            raise exc from None
+        except BaseException as exc:
+            run.status, run.error = "failed", mask_secrets(f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            if run.run_dir is not None:
+                run.save(Path(run.run_dir) / "run.json")
         return run
+
+    def check(self, run: Run) -> None:
+        """Refuse a plan that touches what the user did not give, or is too large: before anything runs.
+
+        Raises `ResourceError` with one line per refused argument (the Run is marked `failed`);
+        `self.allowed.accept(value)` is the user's explicit yes to one of them.
+        """
+        run.accepted = list(self.allowed.accepted)
+        problems = check_plan(run.plan, self.allowed, self.registry) if run.plan is not None else []
+        if problems:
+            run.status = "failed"
+            run.error = problems[0] + ("" if len(problems) == 1 else f" (and {len(problems) - 1} more)")
+            raise ResourceError(run.error)
 
     def reset(self) -> None:
         """Forget the chat history (the next request is planned without context)."""
         self.history.clear()
+
+
+class _Saver:
+    """Writes run.json as tasks finish, spending at most about 1/20 of the run's time on it.
+
+    Rewriting the whole file after every task made a 1,000-task plan quadratic (each write is O(tasks));
+    here a write is skipped while less than 20 times the last write's duration has passed since it, and
+    the final state is always written.
+    """
+
+    def __init__(self, run: Run):
+        self.run = run
+        self.next_at = 0.0
+
+    def __call__(self, results: Mapping[int, TaskResult], final: bool = False) -> None:
+        if not final and time.perf_counter() < self.next_at:
+            return
+        start = time.perf_counter()
+        self.run.results = dict(results)
+        self.run.save(Path(self.run.run_dir) / "run.json")
+        now = time.perf_counter()
+        self.next_at = now + 20 * (now - start)
 
 
 class _timed:
