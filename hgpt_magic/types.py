@@ -241,6 +241,15 @@ class TaskResult:
             return None
         return self.ended - self.started
 
+    def fallbacks(self) -> list[str]:
+        """"model X failed: reason → model Y" for each model-level failure that moved on to another model,
+        so a user sees which backend really answered."""
+        return [
+            f"model {a.model} failed: {a.error} → model {b.model}"
+            for a, b in zip(self.attempts, self.attempts[1:], strict=False)
+            if a.error is not None and a.model != b.model
+        ]
+
     def artifact(self, kind: str) -> Artifact | None:
         """The first artifact of `kind`, if the task produced one."""
         for art in self.artifacts:
