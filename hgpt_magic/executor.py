@@ -91,7 +91,20 @@ def _existing_file(value: str, media: str) -> str:
     path = Path(value).expanduser()
     if not path.is_file():
         raise InputError(f"{media} file not found: {value}")
+    if media == "audio" and path.suffix.lower() == ".wav" and _wav_frames(path) == 0:
+        raise InputError(f"the audio file {value} holds no sound (a WAV with 0 frames)")
     return str(path.resolve())
+
+
+def _wav_frames(path: Path) -> int | None:
+    """Frames in a WAV file from its header (None when the stdlib cannot read it: float WAVs, say)."""
+    import wave
+
+    try:
+        with wave.open(str(path), "rb") as wav:
+            return wav.getnframes()
+    except (wave.Error, EOFError, OSError):
+        return None
 
 
 class BadOutput(ExpertError):
