@@ -60,7 +60,7 @@ class Printer:
         self.stream = stream
 
     def __call__(self, text: str = "") -> None:
-        print(text, file=self.stream, flush=True)
+        print(mask_secrets(text), file=self.stream, flush=True)  # a plan or answer may echo a key
 
     def plan(self, run: Run) -> None:
         self(f"LLM: {run.llm}")
