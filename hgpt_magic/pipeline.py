@@ -38,6 +38,13 @@ def default_out_dir() -> Path:
     return Path(os.environ.get("HGPT_OUT", "hgpt-runs"))
 
 
+class PlanRefused(PlanError, ResourceError):
+    """A plan that names a file or URL the user did not give, or is too large: refused before anything runs.
+
+    A `PlanError`, so whoever handles a bad plan handles this too; `errors` has one line per refused argument.
+    """
+
+
 class HuggingGPT:
     """The pipeline. `llm` and `experts` take spec strings (see `make_llm`, `make_experts`) or objects."""
 
@@ -222,7 +229,7 @@ class HuggingGPT:
     ) -> Run:
         """Execute and answer a planned `Run` (after the user edited its plan or models, say).
 
-        Raises `ResourceError` before anything runs if the plan names a file or URL the user did not give
+        Raises `PlanRefused` before anything runs if the plan names a file or URL the user did not give
         (or is too large). Whatever happens, the Run ends `done`, `failed` or `interrupted` and its run.json
         is written, Ctrl-C during the answer included.
         """
@@ -262,15 +269,15 @@ class HuggingGPT:
     def check(self, run: Run) -> None:
         """Refuse a plan that touches what the user did not give, or is too large: before anything runs.
 
-        Raises `ResourceError` with one line per refused argument (the Run is marked `failed`);
+        Raises `PlanRefused` naming each refused argument (the Run is marked `failed`);
         `self.allowed.accept(value)` is the user's explicit yes to one of them.
         """
         run.accepted = list(self.allowed.accepted)
         problems = check_plan(run.plan, self.allowed, self.registry) if run.plan is not None else []
         if problems:
-            run.status = "failed"
-            run.error = problems[0] + ("" if len(problems) == 1 else f" (and {len(problems) - 1} more)")
-            raise ResourceError(run.error)
+            exc = PlanRefused(problems, run.plan.raw)
+            run.status, run.error = "failed", str(exc)
+            raise exc
 
     def reset(self) -> None:
         """Forget the chat history (the next request is planned without context)."""

@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - `notebook` is a fixture imported from test_magic; tests take it as a parameter
 """A plan touches only what the user gave it; faults stay inside the run (issue 13).
 
 Hostile plans come from a scripted LLM; the experts are endpoints on 127.0.0.1 that record every byte
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from fake_servers import FakeOpenAI, FakeServer, Reply, png_bytes, point_hub_at
+from test_magic import session as notebook  # noqa: F401 - test_magic's IPython shell fixture, as `notebook`
 
 from hgpt_magic import local_llm
 from hgpt_magic.catalog import Catalog
@@ -135,7 +137,7 @@ def test_the_issue_plan_sends_zero_bytes_of_any_secret(world):
     hg = pipeline(world, [hostile, "done"])
     with pytest.raises(ResourceError) as info:
         hg.run(REQUEST)
-    assert "(and 2 more)" in str(info.value)
+    assert str(info.value).count("did not give") == 3 and info.value.errors[0].startswith("task 0")
     problems = check_plan(hg.last_run.plan, hg.allowed, REGISTRY)
     assert [p.split(":")[0] for p in problems] == ["task 0 (image-classification)", "task 1 (image-to-text)",
                                                    "task 2 (automatic-speech-recognition)"]
@@ -549,3 +551,73 @@ def test_a_real_fallback_is_recorded_and_described(tmp_path):
     assert result.status == "done" and result.fallbacks() == [
         "model model-gone failed: model not found (404) → model sleep-0"]
 
+
+
+# --------------------------------------------------------------------------- 7 and 8 in a notebook
+
+
+@pytest.mark.parametrize("line, setup, message", [
+    ("--auto --out print", {}, "--out print would hide the builtin print()"),
+    ("--auto --out df", {"df": [1, 2]}, "--out df would overwrite your list variable df"),
+])
+def test_out_refuses_to_shadow_a_builtin_or_a_variable(notebook, line, setup, message):
+    from IPython.core.error import UsageError
+
+    notebook.use()
+    notebook.shell.user_ns.update(setup)
+    with pytest.raises(UsageError, match=message):
+        notebook.cell(line, "hello")
+    notebook.shell.user_ns.pop("df", None)
+
+
+def test_out_may_replace_an_earlier_run(notebook):
+    notebook.use(plan_json(), "Hi.")
+    notebook.shell.user_ns["result"] = Run(request="earlier")
+    notebook.cell("--auto --out result", "hello")
+    assert notebook.shell.user_ns["result"].request == "hello"
+
+
+@pytest.mark.parametrize("value, message", [
+    (lambda np: np.zeros((0, 0, 3)), "is empty"),
+    (lambda np: np.full((4, 4), np.nan), "NaN or infinite"),
+    (lambda np: type("Weird", (), {"__str__": lambda self: 1 / 0})(), "cannot turn the Weird into text"),
+])
+def test_bad_variables_are_usage_errors(notebook, value, message):
+    import numpy as np
+    from IPython.core.error import UsageError
+
+    notebook.use()
+    notebook.shell.user_ns["pixels"] = value(np)
+    with pytest.raises(UsageError, match=message):
+        notebook.cell("--auto", "Describe {pixels}")
+    notebook.shell.user_ns.pop("pixels", None)
+
+
+def test_an_unwritable_out_dir_is_a_usage_error(notebook, tmp_path):
+    from IPython.core.error import UsageError
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    notebook.use().out_dir = blocker / "runs"
+    with pytest.raises(UsageError, match="cannot write run directories in"):
+        notebook.cell("--auto", "hello")
+
+
+def test_an_undefined_name_warns(notebook):
+    notebook.use(plan_json(), "Hi.")
+    with pytest.warns(UserWarning, match=r"\{nobody\} is not a notebook variable"):
+        notebook.cell("--auto", "Say hi to {nobody}")
+
+
+def test_auto_refuses_a_hostile_plan_in_one_line_and_shows_fallbacks(notebook, tmp_path):
+    from IPython.core.error import UsageError
+
+    notebook.use(plan_json(task(0, "summarization", text="~/.ssh/id_rsa"),
+                          task(1, "image-to-text", image="/etc/hostname")))
+    with pytest.raises(UsageError, match=r"task 1 \(image-to-text\): argument image='/etc/hostname'"):
+        notebook.cell("--auto", "What is in my photo?")
+    experts = [TimedExperts(["summarization"], models=("model-gone", "sleep-0"))]
+    notebook.use(plan_json(task(0, "summarization", text="x")), json.dumps({"0": {"id": "model-gone", "reason": "r"}}),
+                "Done.", experts=experts)
+    out = notebook.cell("--auto", "Summarise x")
+    assert "task 0: model model-gone failed: model not found (404) → model sleep-0" in out.stdout
