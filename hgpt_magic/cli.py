@@ -143,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
     if args.json:
-        print(run.to_json())
+        print(mask_secrets(run.to_json()))
     elif not args.plan_only:
         say()
         say(run.answer or "")
