@@ -1,12 +1,16 @@
 """The `hugginggpt` command: one request through the four stages, in a terminal.
 
-Exit status: 0 when every task ran, 1 on failure (one line on stderr; `--debug` for the traceback),
-2 on usage errors, 130 when interrupted (finished results stay in the run's `run.json`).
+Exit status: 0 when every task ran, 1 on failure (one line on stderr; `--debug` for the traceback; a plan
+that names a file or URL the request did not is such a failure, refused before anything runs), 2 on usage
+errors (a bad option value, an unknown LLM or experts spec), 130 when interrupted (finished results stay
+in the run's `run.json`). The process exits as soon as the run ends: a task blocked in a remote call after
+its timeout or Ctrl-C does not hold it up.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import traceback
 from collections.abc import Sequence
@@ -15,6 +19,17 @@ from . import __version__
 from .executor import RunInterrupted, TaskEvent
 from .secrets import mask_secrets
 from .types import Run
+
+
+def positive_seconds(text: str) -> float:
+    """A time limit: a finite number of seconds above zero (0, negatives, nan and inf are usage errors)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive, finite number of seconds, not {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--plan-only", action="store_true", help="plan and select models, run nothing")
     parser.add_argument("--json", action="store_true", help="print the Run as JSON on stdout (progress on stderr)")
     parser.add_argument("--out", metavar="DIR", help="where run directories go (default: $HGPT_OUT, else ./hgpt-runs)")
-    parser.add_argument("--timeout", type=float, default=300.0, help="seconds a task may take (default 300)")
+    parser.add_argument("--timeout", type=positive_seconds, default=300.0, help="seconds a task may take (default 300)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("--version", action="version", version=f"hgpt-magic {__version__}")
     return parser
@@ -45,7 +60,7 @@ class Printer:
         self.stream = stream
 
     def __call__(self, text: str = "") -> None:
-        print(text, file=self.stream, flush=True)
+        print(mask_secrets(text), file=self.stream, flush=True)  # a plan or answer may echo a key
 
     def plan(self, run: Run) -> None:
         self(f"LLM: {run.llm}")
@@ -74,6 +89,9 @@ class Printer:
             self(f"  ✓ task {r.task_id} {r.task} done ({how})")
         else:
             self(f"  ✗ task {r.task_id} {r.task} {r.status}: {r.error}")
+        if event.kind == "finished":
+            for note in r.fallbacks():
+                self(f"    ↪ task {r.task_id}: {note}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -91,13 +109,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("the request is empty")
     say = Printer(sys.stderr if args.json else sys.stdout)
 
-    from .experts import describe_experts
+    from .experts import ExpertSpecError, describe_experts
+    from .llm import LLMError, default_llm_spec, make_llm
     from .pipeline import HuggingGPT  # after argument parsing: --help stays instant
 
+    llm_spec = args.llm or default_llm_spec()
+    try:  # a bad spec is a usage error; the embedded model is not loaded yet (that takes seconds)
+        llm = llm_spec if llm_spec == "local" or llm_spec.startswith("gguf:") else make_llm(llm_spec)
+        hg = HuggingGPT(llm=llm, experts=args.experts, top_k=args.top_k, out_dir=args.out,
+                        task_timeout=args.timeout)
+    except (LLMError, ExpertSpecError) as exc:
+        parser.error(mask_secrets(str(exc)))
     run: Run | None = None
     try:
-        hg = HuggingGPT(llm=args.llm, experts=args.experts, top_k=args.top_k, out_dir=args.out,
-                        task_timeout=args.timeout)
         say(f"LLM: {hg.llm_name} (loading…)" if hg.llm_name == "local" else f"LLM: {hg.llm_name}")
         say("Experts: " + "; ".join(describe_experts(hg.experts)))
         run = hg.run(request, plan_only=True)
@@ -119,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
     if args.json:
-        print(run.to_json())
+        print(mask_secrets(run.to_json()))
     elif not args.plan_only:
         say()
         say(run.answer or "")

@@ -25,6 +25,7 @@ import re
 import shlex
 import sys
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ from .experts import ExpertSpecError
 from .llm import LLMError, default_llm_spec
 from .pipeline import HuggingGPT as Pipeline
 from .planning import PlanError
+from .resources import check_plan
 from .secrets import SECRET_ENV_VARS, hf_token, mask, mask_secrets
 from .selector import no_backend_reason
 from .types import Run, TaskResult
@@ -76,6 +78,18 @@ class HuggingGPT(Configurable):
         return proposal["value"]
 
 
+def _check_writable(folder: Path) -> None:
+    """An out_dir that cannot be written is a setting to fix, said before any model is loaded."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".hgpt-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"cannot write run directories in {folder}: {exc.strerror or exc}; set "
+                         "%config HuggingGPT.out_dir (or $HGPT_OUT) to a folder you can write") from None
+
+
 # --------------------------------------------------------------------------- {name} interpolation
 
 _NAME_RE = re.compile(r"\{\{(\w+)\}\}|\{(\w+)\}")
@@ -108,6 +122,8 @@ def interpolate(text: str, namespace: Mapping[str, Any], resources: Resources) -
             return "{" + match.group(1) + "}"
         name = match.group(2)
         if name not in namespace:
+            warnings.warn(f"{{{name}}} is not a notebook variable, so it stays as typed; write {{{{{name}}}}} "
+                          "for literal braces", stacklevel=2)
             return match.group(0)
         return as_text(name, namespace[name], resources)
 
@@ -133,7 +149,11 @@ def as_text(name: str, value: Any, resources: Resources) -> str:
     display_mod = sys.modules.get("IPython.display")
     if display_mod is not None and isinstance(value, display_mod.Audio | display_mod.Image):
         return _save_display_object(name, value, resources)
-    return str(value)
+    try:
+        return str(value)
+    except Exception as exc:  # a broken __str__ is the variable's problem, said in one line
+        raise UsageError(f"{{{name}}}: cannot turn the {type(value).__name__} into text ({type(exc).__name__}: "
+                         f"{mask_secrets(exc)})") from None
 
 
 def _save_image_array(name: str, array: Any, resources: Resources) -> str:
@@ -145,6 +165,10 @@ def _save_image_array(name: str, array: Any, resources: Resources) -> str:
     if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))):
         hint = f"; for audio write ({name}, sample_rate)" if array.ndim == 1 else ""
         raise UsageError(f"{{{name}}}: an array of shape {array.shape} is not an image (H×W, H×W×3 or H×W×4){hint}")
+    if array.size == 0:
+        raise UsageError(f"{{{name}}}: the image array of shape {array.shape} is empty")
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise UsageError(f"{{{name}}}: the image array holds NaN or infinite values")
     if array.dtype != np.uint8:
         array = np.asarray(array, dtype=float)
         if array.size and array.max() <= 1.0:
@@ -300,12 +324,15 @@ class HuggingGPTMagics(Magics):
             raise UsageError("--top-k must be at least 1")
         if args.out is not None and (not args.out.isidentifier() or keyword.iskeyword(args.out)):
             raise UsageError(f"--out needs a variable name, not {args.out!r}")
+        if args.out is not None:
+            self._check_out_name(args.out)
         text = cell.strip()
         if not text:
             raise UsageError("the cell is empty: write your request below %%hugginggpt (e.g. Describe {photo})")
 
         pipeline = self.pipeline_for(args.llm, args.experts)
         pipeline.top_k = args.top_k or self.settings.top_k
+        _check_writable(pipeline.out_dir)
         resources = Resources(pipeline.new_run_dir)
         request = interpolate(text, self.shell.user_ns, resources)
         run = self._plan(pipeline, request, resources, args.out)
@@ -351,9 +378,20 @@ class HuggingGPTMagics(Magics):
 
     def _check_files(self, pipeline: Pipeline, run: Run) -> None:
         """A plan that names a missing input file is a user error: say so before running anything."""
-        problems = missing_files(list(run.plan), pipeline.registry)
+        problems = check_plan(run.plan, pipeline.allowed, pipeline.registry) + missing_files(list(run.plan), pipeline.registry)
         if problems:
             raise UsageError(problems[0] + ("" if len(problems) == 1 else f" (and {len(problems) - 1} more)"))
+
+    def _check_out_name(self, name: str) -> None:
+        """`--out print` would shadow a builtin, `--out df` overwrite the user's data: both are refused."""
+        import builtins
+
+        if hasattr(builtins, name):
+            raise UsageError(f"--out {name} would hide the builtin {name}(); choose another name")
+        old = self.shell.user_ns.get(name)
+        if name in self.shell.user_ns and not isinstance(old, Run):
+            raise UsageError(f"--out {name} would overwrite your {type(old).__name__} variable {name}; "
+                             "choose another name")
 
     def run_now(self, pipeline: Pipeline, run: Run, *, respond: bool = True, previous=None) -> Run:
         """Execute and answer in the foreground; progress and results are ordinary outputs of the cell."""
@@ -372,6 +410,8 @@ class HuggingGPTMagics(Magics):
             if handle is not None:
                 handle.update(table())
             if event.kind == "finished":
+                for note in event.result.fallbacks():  # which backend really answered
+                    print(f"task {event.result.task_id}: {note}")
                 for shown in render.result_displays(event.result):
                     display(shown)
 

@@ -27,13 +27,22 @@ from .history import Turn
 from .llm import LLM, make_llm
 from .planning import PlanError, Planner
 from .registry import Registry, default_registry
+from .resources import Allowed, ResourceError, check_plan
 from .responder import Responder
+from .secrets import mask_secrets
 from .selector import Selector
 from .types import Candidate, LLMCall, Plan, Run, Selection, TaskResult
 
 
 def default_out_dir() -> Path:
     return Path(settings.OUT.text())
+
+
+class PlanRefused(PlanError, ResourceError):
+    """A plan that names a file or URL the user did not give, or is too large: refused before anything runs.
+
+    A `PlanError`, so whoever handles a bad plan handles this too; `errors` has one line per refused argument.
+    """
 
 
 class HuggingGPT:
@@ -55,7 +64,10 @@ class HuggingGPT:
         max_workers: int = 4,
         task_timeout: float = 300.0,
         history_tokens: int = 1000,
+        allow_paths: Sequence[str | Path] | str | None = None,
     ):
+        """`allow_paths`: folders whose files a plan may use without the request naming them
+        (besides `$HGPT_ALLOW_PATHS`); see resources.py for what else a plan may touch."""
         self._llm_spec = llm
         self._llm: LLM | None = None if llm is None or isinstance(llm, str) else llm
         self._llm_lock = threading.Lock()
@@ -73,6 +85,8 @@ class HuggingGPT:
         self.last_run: Run | None = None
         self._planner: Planner | None = None
         self._responder: Responder | None = None
+        #: the files and URLs this session's user gave; plans may touch nothing else
+        self.allowed = Allowed.for_session(allow_paths)
 
     # ------------------------------------------------------------------ components
 
@@ -133,6 +147,7 @@ class HuggingGPT:
 
     def plan(self, request: str, *, calls: list[LLMCall] | None = None) -> Plan:
         """Stage 1: the task graph for `request`, given the session's history. Raises `PlanError`."""
+        self.allowed.add_request(request)  # what the user names, the plan may use
         return self.planner.plan(request, self.history, calls=calls)
 
     def select(self, plan: Plan, request: str = "", *, calls: list[LLMCall] | None = None) -> Selection:
@@ -166,12 +181,9 @@ class HuggingGPT:
             registry=self.registry,
             max_workers=self.max_workers,
             timeout=self.task_timeout,
+            allowed=self.allowed,
         )
-
-        def save(results: dict[int, TaskResult]) -> None:
-            run.results = dict(results)
-            run.save(Path(run.run_dir) / "run.json")
-
+        save = _Saver(run)
         results = executor.execute(
             plan,
             selection,
@@ -183,6 +195,7 @@ class HuggingGPT:
             on_event=on_event,
             on_change=save,
         )
+        save(results, final=True)
         return results
 
     def respond(
@@ -221,6 +234,8 @@ class HuggingGPT:
             with _timed(run, "plan"):
                 run.plan = self.plan(request, calls=run.llm_calls)
             run.llm = self.llm.name
+            if not plan_only:  # the editor shows the refusals on the rows instead; `finish` checks again
+                self.check(run)
             with _timed(run, "select"):
                 run.selection = self.select(run.plan, request, calls=run.llm_calls)
             run.status = "selected"
@@ -246,28 +261,43 @@ class HuggingGPT:
 
         `replace_turn`: a history turn that this answer replaces when it is still the last one (running
         the same request again, as the editor does); `last_turn` is the turn added, if any.
+
+        Raises `PlanRefused` before anything runs if the plan names a file or URL the user did not give
+        (or is too large). Whatever happens, the Run ends `done`, `failed` or `interrupted` and its run.json
+        is written, Ctrl-C during the answer included.
         """
         self.last_run = run
         self.last_turn = None
+        self.check(run)
         try:
             with _timed(run, "execute"):
                 run.results = self.execute(
                     run.plan, run.selection, run=run, previous=previous, stop=stop, on_event=on_event
                 )
+            stopped = stop is not None and stop.is_set()
+            run.status = "interrupted" if stopped else "running"
+            if respond and not stopped:  # after Stop, the user wants control back, not another LLM call
+                with _timed(run, "respond"):
+                    answer = self.respond(run.request, run.plan, run.selection, run.results, calls=run.llm_calls)
+                run.answer = mask_secrets(answer)  # an LLM that echoes a key, a {var} that held one
+                self.remember(Turn(run.request, run.answer[:600]), replacing=replace_turn)
+            if run.status != "interrupted":
+                run.status = "done"
         except RunInterrupted as exc:
             run.results, run.status, run.error = exc.results, "interrupted", "interrupted by the user"
-            run.save(Path(run.run_dir) / "run.json")
             exc.run = run
             raise
-        stopped = stop is not None and stop.is_set()
-        run.status = "interrupted" if stopped else "running"
-        if respond and not stopped:  # after Stop, the user wants control back, not another LLM call
-            with _timed(run, "respond"):
-                run.answer = self.respond(run.request, run.plan, run.selection, run.results, calls=run.llm_calls)
-            self.remember(Turn(run.request, run.answer[:600]), replacing=replace_turn)
-        if run.status != "interrupted":
-            run.status = "done"
-        run.save(Path(run.run_dir) / "run.json")
+        except KeyboardInterrupt:  # Ctrl-C during the answer
+            run.status, run.error = "interrupted", "interrupted by the user"
+            exc = RunInterrupted(run.results)
+            exc.run = run
+            raise exc from None
+        except BaseException as exc:
+            run.status, run.error = "failed", mask_secrets(f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            if run.run_dir is not None:
+                run.save(Path(run.run_dir) / "run.json")
         return run
 
     def remember(self, turn: Turn, *, replacing: Turn | None = None) -> Turn:
@@ -279,9 +309,44 @@ class HuggingGPT:
         self.last_turn = turn
         return turn
 
+    def check(self, run: Run) -> None:
+        """Refuse a plan that touches what the user did not give, or is too large: before anything runs.
+
+        Raises `PlanRefused` naming each refused argument (the Run is marked `failed`);
+        `self.allowed.accept(value)` is the user's explicit yes to one of them.
+        """
+        run.accepted = list(self.allowed.accepted)
+        problems = check_plan(run.plan, self.allowed, self.registry) if run.plan is not None else []
+        if problems:
+            exc = PlanRefused(problems, run.plan.raw)
+            run.status, run.error = "failed", str(exc)
+            raise exc
+
     def reset(self) -> None:
         """Forget the chat history (the next request is planned without context)."""
         self.history.clear()
+
+
+class _Saver:
+    """Writes run.json as tasks finish, spending at most about 1/20 of the run's time on it.
+
+    Rewriting the whole file after every task made a 1,000-task plan quadratic (each write is O(tasks));
+    here a write is skipped while less than 20 times the last write's duration has passed since it, and
+    the final state is always written.
+    """
+
+    def __init__(self, run: Run):
+        self.run = run
+        self.next_at = 0.0
+
+    def __call__(self, results: Mapping[int, TaskResult], final: bool = False) -> None:
+        if not final and time.perf_counter() < self.next_at:
+            return
+        start = time.perf_counter()
+        self.run.results = dict(results)
+        self.run.save(Path(self.run.run_dir) / "run.json")
+        now = time.perf_counter()
+        self.next_at = now + 20 * (now - start)
 
 
 class _timed:

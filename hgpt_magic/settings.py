@@ -58,11 +58,12 @@ REMOTE_CONCURRENCY = Setting("HGPT_REMOTE_CONCURRENCY", "4", "Requests in flight
 ENDPOINTS = Setting("HGPT_ENDPOINTS", "", "The endpoints file (TOML or JSON) for `experts=endpoint` (default: `endpoints.toml` in the user config folder).")
 CATALOG = Setting("HGPT_CATALOG", "", "The model catalogue file that `catalog refresh` writes and runs use (default: in the user data folder).")
 OUT = Setting("HGPT_OUT", "hgpt-runs", "Folder where run directories go.")
+ALLOW_PATHS = Setting("HGPT_ALLOW_PATHS", "", "Folders (separated by `os.pathsep`) whose files a plan may use without the request naming them.")
 
 #: Every setting, in the order of the documented table.
 SETTINGS: tuple[Setting, ...] = (
     LLM, GGUF, CACHE, LLM_THREADS, LOCAL_PORT, LLM_TIMEOUT, LLM_RETRIES, API_KEY,
-    REMOTE_TIMEOUT, REMOTE_CONCURRENCY, ENDPOINTS, CATALOG, OUT,
+    REMOTE_TIMEOUT, REMOTE_CONCURRENCY, ENDPOINTS, CATALOG, OUT, ALLOW_PATHS,
 )
 
 

@@ -255,6 +255,15 @@ class TaskResult:
             return None
         return self.ended - self.started
 
+    def fallbacks(self) -> list[str]:
+        """"model X failed: reason → model Y" for each model-level failure that moved on to another model,
+        so a user sees which backend really answered."""
+        return [
+            f"model {a.model} failed: {a.error} → model {b.model}"
+            for a, b in zip(self.attempts, self.attempts[1:], strict=False)
+            if a.error is not None and a.model != b.model
+        ]
+
     def artifact(self, kind: str) -> Artifact | None:
         """The first artifact of `kind`, if the task produced one."""
         for art in self.artifacts:
@@ -300,6 +309,8 @@ class Run:
     timings: dict[str, float] = field(default_factory=dict)
     llm_calls: list[LLMCall] = field(default_factory=list)
     run_dir: str | None = None
+    #: files and URLs the user explicitly allowed for this plan (an editor edit or "accept"; see resources.py)
+    accepted: list[str] = field(default_factory=list)
 
     @property
     def n_llm_calls(self) -> int:
@@ -326,6 +337,7 @@ class Run:
             "timings": dict(self.timings),
             "llm_calls": [dataclasses.asdict(c) for c in self.llm_calls],
             "run_dir": self.run_dir,
+            "accepted": list(self.accepted),
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -345,6 +357,7 @@ class Run:
             timings=dict(data.get("timings") or {}),
             llm_calls=[LLMCall(**c) for c in data.get("llm_calls", [])],
             run_dir=data.get("run_dir"),
+            accepted=[str(v) for v in data.get("accepted") or []],
         )
 
     @classmethod
@@ -352,10 +365,13 @@ class Run:
         return cls.from_dict(json.loads(text))
 
     def save(self, path: str | Path) -> Path:
-        """Write the run as JSON atomically (a crash mid-write leaves the old file intact)."""
+        """Write the run as JSON atomically (a crash mid-write leaves the old file intact), secrets masked
+        (an answer or a task output that echoes a key must not reach the disk)."""
+        from .secrets import mask_secrets
+
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(self.to_json(), encoding="utf-8")
+        tmp.write_text(mask_secrets(self.to_json()), encoding="utf-8")
         tmp.replace(path)
         return path
 

@@ -154,7 +154,7 @@ def test_unreachable_endpoint_falls_back_to_the_next(server, image, tmp_path):
 
     plan = json.dumps({"tasks": [{"task": "image-classification", "id": 0, "dep": [], "args": {"image": image}}]})
     llm = ScriptedLLM([plan, json.dumps({"0": {"id": "endpoint/first", "reason": "first"}}), "A tabby."])
-    run = HuggingGPT(llm=llm, experts=[backend], catalog=catalog, out_dir=tmp_path / "runs").run("what is in it?")
+    run = HuggingGPT(llm=llm, experts=[backend], catalog=catalog, out_dir=tmp_path / "runs").run(f"what is in {image}?")
     result = run.results[0]
     assert result.status == "done" and result.model == "endpoint/second"
     assert [a.model for a in result.attempts] == ["endpoint/first", "endpoint/second"]

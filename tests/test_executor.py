@@ -10,6 +10,7 @@ import pytest
 
 from hgpt_magic.executor import Executor, RunInterrupted
 from hgpt_magic.experts.base import ExpertBackend
+from hgpt_magic.resources import Allowed
 from hgpt_magic.testing import TimedExperts
 from hgpt_magic.types import Artifact, Candidate, Choice, Plan, Selection, Task
 
@@ -28,7 +29,8 @@ def select(plan, models):
 
 def run(plan, models, tmp_path, **kwargs):
     experts = TimedExperts(TASKS)
-    executor = Executor([experts], max_workers=4, timeout=kwargs.pop("timeout", 30))
+    allowed = kwargs.pop("allowed", None) or Allowed.for_session([tmp_path])  # the test's own files are the user's
+    executor = Executor([experts], max_workers=4, timeout=kwargs.pop("timeout", 30), allowed=allowed)
     return executor.execute(plan, select(plan, models), tmp_path, **kwargs), experts
 
 
@@ -56,7 +58,7 @@ def test_generated_reference_resolves_to_the_output_type_the_consumer_needs(tmp_
             Task(2, "text-to-speech", [0], {"text": "<GENERATED>-0"}),
         ]
     )
-    results, _ = run(plan, ["sleep-0", "sleep-0", "sleep-0"], tmp_path / "run")
+    results, _ = run(plan, ["sleep-0", "sleep-0", "sleep-0"], tmp_path / "run", allowed=Allowed.for_session([tmp_path]))
     image = results[0].artifact("image").path
     assert results[1].inputs["image"] == image  # the image output feeds the image input
     assert results[2].inputs["text"] == results[0].artifact("text").text  # the text output feeds text
@@ -196,7 +198,7 @@ def test_stepping_runs_only_the_given_tasks_and_keeps_the_rest_pending(tmp_path)
 
 def test_artifact_file_names_never_collide(tmp_path):
     plan = Plan([Task(i, "canny-control", [], {"image": str(_png(tmp_path))}) for i in range(8)])
-    results, _ = run(plan, ["sleep-0"] * 8, tmp_path / "run")
+    results, _ = run(plan, ["sleep-0"] * 8, tmp_path / "run", allowed=Allowed.for_session([tmp_path]))
     paths = [r.artifact("image").path for r in results.values()]
     assert len(set(paths)) == 8
 

@@ -148,7 +148,7 @@ def test_concurrent_ensure_gguf_writes_one_correct_file(joined_cache):
     writers = [stderr for _, _, stderr in results if "assembling local model" in stderr]
     assert len(writers) == 1, "exactly one process should have joined the parts; the other waits on the lock"
     assert sorted(p.name for p in cache.iterdir()) == sorted(
-        [GGUF_NAME, GGUF_NAME + ".sha256", GGUF_NAME + ".lock"]
+        [GGUF_NAME, GGUF_NAME + ".sha256", GGUF_NAME + ".verified", GGUF_NAME + ".lock"]
     ), "no temp files left behind"
     digest = hashlib.sha256()
     with open(target, "rb") as f:

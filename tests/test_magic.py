@@ -244,7 +244,8 @@ def test_a_missing_input_file_stops_an_auto_run_before_any_task(session):
 def test_text_and_numbers_interpolate_unknown_names_and_other_braces_stay(session):
     session.use('{"tasks": []}')
     session.shell.user_ns.update(who="Ada", times=3)
-    session.cell("--plan-only", 'Greet {who} {times} times, {nobody} {"a": 1} {{who}}')
+    with pytest.warns(UserWarning, match=r"\{nobody\} is not a notebook variable"):
+        session.cell("--plan-only", 'Greet {who} {times} times, {nobody} {"a": 1} {{who}}')
     expected = 'Greet Ada 3 times, {nobody} {"a": 1} {who}'
     assert session.last.request == expected
     assert session.llm.requests[0]["messages"][-1]["content"] == expected

@@ -26,7 +26,9 @@ def make_hg(tmp_path, replies, models=("sleep-0",)):
     replies = [r.replace("IMAGE", str(image)) if isinstance(r, str) else r for r in replies]
     llm = ScriptedLLM(replies)
     experts = [TimedExperts(["image-to-text", "text-to-speech"], models=models), LLMExperts()]
-    return HuggingGPT(llm=llm, experts=experts, catalog=Catalog([]), out_dir=tmp_path / "runs"), llm
+    # the requests say IMAGE, not the file's name: allow its folder (see test_hostile_plans.py for the rule)
+    hg = HuggingGPT(llm=llm, experts=experts, catalog=Catalog([]), out_dir=tmp_path / "runs", allow_paths=[tmp_path])
+    return hg, llm
 
 
 def test_run_goes_through_four_stages_with_three_llm_calls_at_most(tmp_path):

@@ -112,7 +112,7 @@ def test_no_output_of_a_run_holds_the_token(tmp_path, monkeypatch, caplog, capsy
                            ModelCard("org/tts", "text-to-speech")])
         backend = HFExperts(policy=RetryPolicy(attempts=2, base_delay=0.01, timeout=5))
         hg = HuggingGPT(llm=llm, experts=[backend], catalog=catalog, out_dir=tmp_path / "runs")
-        run = hg.run("What is in photo.png? Say it aloud.")
+        run = hg.run(f"What is in {image}? Say it aloud.")
         assert all(r.headers.get("authorization") == f"Bearer {FAKE}" for r in hub.seen("POST"))  # it was used
 
     assert run.status == "done" and run.results[0].model == "org/vit" and run.results[1].status == "done"

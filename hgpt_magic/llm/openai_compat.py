@@ -4,6 +4,7 @@ llama.cpp, LM Studio. The `openai` SDK is imported when a client is made, so imp
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -77,7 +78,8 @@ class OpenAICompatibleLLM:
         elif isinstance(exc, openai.RateLimitError):
             text = f"{where}: rate limited (HTTP 429) after {self.max_retries} retries; try again later"
         elif isinstance(exc, openai.APIStatusError):
-            text = f"{where}: HTTP {exc.status_code}: {exc.message}"
+            body = _what_came_back(getattr(exc.response, "text", "") or "")
+            text = f"{where}: HTTP {exc.status_code}" + (f"; it answered {body}" if body else f": {exc.message}")
         else:
             text = f"{where}: {type(exc).__name__}: {exc}"
         return LLMError(mask_secrets(text, self._secret))
@@ -102,6 +104,14 @@ class OpenAICompatibleLLM:
                 response = self._client.chat.completions.create(**kwargs)
         except openai.APIError as exc:
             raise self._error(exc) from None
+        except ValueError as exc:  # a JSON content type with a body that is not JSON
+            body = getattr(exc, "doc", None)  # json.JSONDecodeError keeps the text it could not read
+            what = _what_came_back(body) if isinstance(body, str) else f"({exc})"
+            raise LLMError(mask_secrets(f"{self.name}: the server's answer is not JSON: {what}", self._secret)) from None
+        if not hasattr(response, "choices"):  # the SDK hands back the body as is when it is not JSON
+            raise LLMError(mask_secrets(
+                f"{self.name}: not an OpenAI-compatible chat server; it answered {_what_came_back(str(response))}",
+                self._secret))
         if not response.choices:
             raise LLMError(f"{self.name}: the server returned no choice")
         usage = response.usage
@@ -111,3 +121,13 @@ class OpenAICompatibleLLM:
             completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
             seconds=time.perf_counter() - start,
         )
+
+
+def _what_came_back(body: str, limit: int = 120) -> str:
+    """A one-line account of a reply that is not what the protocol promises (an HTML login page, garbage)."""
+    if re.search(r"<\s*(!doctype|html|head|body)", body[:2000], re.IGNORECASE):
+        title = re.search(r"<title[^>]*>(.*?)</title>", body, re.IGNORECASE | re.DOTALL)
+        text = title.group(1) if title else re.sub(r"<[^>]+>", " ", body)
+        return f"an HTML page ({' '.join(text.split())[:limit] or 'no text'!r})"
+    text = " ".join("".join(c if c.isprintable() else " " for c in body[:2000]).split())
+    return f"{text[:limit]!r}" if text else "an empty body"
