@@ -43,7 +43,6 @@ from .experts import ExpertSpecError
 from .llm import LLMError, default_llm_spec
 from .pipeline import HuggingGPT as Pipeline
 from .planning import PlanError
-from .resources import check_plan
 from .secrets import SECRET_ENV_VARS, hf_token, mask, mask_secrets
 from .selector import no_backend_reason
 from .types import Run, TaskResult
@@ -378,7 +377,7 @@ class HuggingGPTMagics(Magics):
 
     def _check_files(self, pipeline: Pipeline, run: Run) -> None:
         """A plan that names a missing input file is a user error: say so before running anything."""
-        problems = check_plan(run.plan, pipeline.allowed, pipeline.registry) + missing_files(list(run.plan), pipeline.registry)
+        problems = pipeline.resource_problems(run.plan) + missing_files(list(run.plan), pipeline.registry)
         if problems:
             raise UsageError(problems[0] + ("" if len(problems) == 1 else f" (and {len(problems) - 1} more)"))
 

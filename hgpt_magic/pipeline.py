@@ -148,7 +148,11 @@ class HuggingGPT:
     def plan(self, request: str, *, calls: list[LLMCall] | None = None) -> Plan:
         """Stage 1: the task graph for `request`, given the session's history. Raises `PlanError`."""
         self.allowed.add_request(request)  # what the user names, the plan may use
-        return self.planner.plan(request, self.history, calls=calls)
+        return self.planner.plan(request, self.history, calls=calls, check=self.resource_problems)
+
+    def resource_problems(self, plan: Plan) -> list[str]:
+        """What in `plan` this session's user did not give (files, URLs), or a plan too large: one line each."""
+        return check_plan(plan, self.allowed, self.registry)
 
     def select(self, plan: Plan, request: str = "", *, calls: list[LLMCall] | None = None) -> Selection:
         """Stage 2: a model per task (one LLM call at most, for the tasks with several candidates)."""
@@ -316,7 +320,7 @@ class HuggingGPT:
         `self.allowed.accept(value)` is the user's explicit yes to one of them.
         """
         run.accepted = list(self.allowed.accepted)
-        problems = check_plan(run.plan, self.allowed, self.registry) if run.plan is not None else []
+        problems = self.resource_problems(run.plan) if run.plan is not None else []
         if problems:
             exc = PlanRefused(problems, run.plan.raw)
             run.status, run.error = "failed", str(exc)

@@ -19,7 +19,6 @@ import pytest
 from fake_servers import FakeOpenAI, FakeServer, Reply, png_bytes, point_hub_at
 from test_magic import session as notebook  # noqa: F401 - test_magic's IPython shell fixture, as `notebook`
 
-from hgpt_magic.llm import local as local_llm
 from hgpt_magic.catalog import Catalog
 from hgpt_magic.cli import Printer
 from hgpt_magic.executor import Executor, RunInterrupted, TaskEvent
@@ -27,6 +26,7 @@ from hgpt_magic.experts import make_experts
 from hgpt_magic.experts.base import ExpertBackend
 from hgpt_magic.experts.endpoint import Endpoint, EndpointExperts
 from hgpt_magic.llm import LLMError, OpenAICompatibleLLM
+from hgpt_magic.llm import local as local_llm
 from hgpt_magic.pipeline import HuggingGPT
 from hgpt_magic.registry import Registry, default_registry
 from hgpt_magic.resources import MAX_TASKS, Allowed, ResourceError, check_plan, fetch_url
@@ -436,10 +436,28 @@ def test_a_refused_plan_is_one_line_and_exit_1_from_the_cli(world, tmp_path):
 
 def test_a_plan_over_the_cap_is_refused_with_the_reason(world):
     tasks = [task(i, "summarization", text=f"t{i}") for i in range(MAX_TASKS + 1)]
-    hg = HuggingGPT(llm=ScriptedLLM([plan_json(*tasks)]), experts=[TimedExperts(["summarization"])],
+    llm = ScriptedLLM([plan_json(*tasks), plan_json(*tasks)])  # asked again once, it insists
+    hg = HuggingGPT(llm=llm, experts=[TimedExperts(["summarization"])],
                     registry=REGISTRY, catalog=Catalog([]), out_dir=world.tmp / "runs")
     with pytest.raises(ResourceError, match=f"the plan has {MAX_TASKS + 1} tasks; at most {MAX_TASKS}"):
         hg.run("summarise many")
+    assert f"at most {MAX_TASKS}" in llm.requests[1]["messages"][-1]["content"]  # the re-ask said why
+
+
+def test_the_planner_asks_again_when_a_plan_names_a_file_the_user_did_not_give(world):
+    """An invented file is a validation error: the LLM is re-asked with the reason, and its fix runs."""
+    llm = ScriptedLLM([
+        plan_json(task(0, "image-classification", image="portrait.png")),
+        plan_json(task(0, "image-classification", image="photos/holiday.png")),
+        "A tabby cat.",
+    ])
+    hg = HuggingGPT(llm=llm, experts=endpoint_experts(world.server), registry=REGISTRY,
+                    catalog=Catalog([]), out_dir=world.tmp / "runs")
+    run = hg.run("What animal is in photos/holiday.png?")
+    retry = llm.requests[1]["messages"][-1]["content"]
+    assert "image='portrait.png'" in retry and "did not give" in retry
+    assert run.status == "done" and run.plan.tasks[0].args["image"] == "photos/holiday.png"
+    assert [r.status for r in run.results.values()] == ["done"]
 
 
 def test_run_json_writes_stay_o_tasks_for_a_1000_task_plan(tmp_path, monkeypatch):
@@ -612,8 +630,8 @@ def test_an_undefined_name_warns(notebook):
 def test_auto_refuses_a_hostile_plan_in_one_line_and_shows_fallbacks(notebook, tmp_path):
     from IPython.core.error import UsageError
 
-    notebook.use(plan_json(task(0, "summarization", text="~/.ssh/id_rsa"),
-                          task(1, "image-to-text", image="/etc/hostname")))
+    hostile = plan_json(task(0, "summarization", text="~/.ssh/id_rsa"), task(1, "image-to-text", image="/etc/hostname"))
+    notebook.use(hostile, hostile)  # re-asked once, the LLM insists
     with pytest.raises(UsageError, match=r"task 1 \(image-to-text\): argument image='/etc/hostname'"):
         notebook.cell("--auto", "What is in my photo?")
     experts = [TimedExperts(["summarization"], models=("model-gone", "sleep-0"))]

@@ -9,7 +9,7 @@ if that fails too, `PlanError` carries the raw text and the errors.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..history import Turn
@@ -115,30 +115,34 @@ class Planner:
         messages.append({"role": "user", "content": request_message(request, history, self.history_tokens)})
         return messages
 
-    def plan(self, request: str, history: Sequence[Turn] = (), calls: list[LLMCall] | None = None) -> Plan:
-        """Ask the LLM for a plan; validate and repair it; ask once more with the errors if needed."""
+    def plan(
+        self,
+        request: str,
+        history: Sequence[Turn] = (),
+        calls: list[LLMCall] | None = None,
+        check: Callable[[Plan], list[str]] | None = None,
+    ) -> Plan:
+        """Ask the LLM for a plan; validate and repair it; ask once more with the errors if needed.
+
+        `check`: more rules the plan must meet (the session's resource rule: `resources.check_plan`). Its
+        problems are sent back like validation errors; a plan that still breaks them after the retry is
+        returned as it is, so the caller refuses it with the reasons (nothing runs).
+        """
         messages = self.messages(request, history)
         errors: list[str] = []
         raw = ""
+        refused: Plan | None = None  # a valid plan that breaks `check`: the caller refuses it with the reasons
         for attempt in range(self.retries + 1):
             reply = call_llm(
                 self.llm, messages, stage="plan", calls=calls, schema=self._schema, max_tokens=self.max_tokens
             )
             raw = reply.text
             try:
-                data = extract_json(raw)
-                if self.compact:
-                    data = number_by_position(data)
-                try:
-                    return validate_plan(data, self.registry, raw=raw, request=request)
-                except PlanError:
-                    hops = 2 if attempt == self.retries else 1  # the last answer: allow the longer detour
-                    bridged, notes = bridge_types(data, self.registry, request, self._task_counts, hops)
-                    if not notes:
-                        raise
-                    plan = validate_plan(bridged, self.registry, raw=raw, request=request)  # raises the bridged plan's errors
-                    plan.repairs = notes + plan.repairs
+                plan = self._read(raw, request, last=attempt == self.retries)
+                errors = check(plan) if check is not None else []
+                if not errors:
                     return plan
+                refused = plan
             except (NoJSONError, PlanError) as exc:
                 errors = exc.errors if isinstance(exc, PlanError) else [str(exc)]
             if attempt < self.retries:
@@ -146,4 +150,22 @@ class Planner:
                     {"role": "assistant", "content": raw},
                     {"role": "user", "content": retry_message(request, errors)},
                 ]
+        if refused is not None:
+            return refused
         raise PlanError(errors, raw)
+
+    def _read(self, raw: str, request: str, *, last: bool) -> Plan:
+        """The reply as a validated Plan: parsed, repaired, and bridged where a type gap is left."""
+        data = extract_json(raw)
+        if self.compact:
+            data = number_by_position(data)
+        try:
+            return validate_plan(data, self.registry, raw=raw, request=request)
+        except PlanError:
+            hops = 2 if last else 1  # the last answer: allow the longer detour
+            bridged, notes = bridge_types(data, self.registry, request, self._task_counts, hops)
+            if not notes:
+                raise
+            plan = validate_plan(bridged, self.registry, raw=raw, request=request)  # raises the bridged plan's errors
+            plan.repairs = notes + plan.repairs
+            return plan
