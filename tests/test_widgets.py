@@ -315,6 +315,8 @@ def test_a_file_the_user_did_not_give_is_refused_on_its_row_until_allowed_with_o
     assert [(r.task_id, r.arg, r.value) for r in editor.refused] == [(1, "image", invented)]
     assert editor.run_button.disabled and editor.step_button.disabled and editor.plan is None
     assert editor.row(0).refusals.children == () and list(editor.row(0).allow_buttons) == []
+    assert states(editor) == {0: "queued", 1: "refused"} and "refused" in editor.row(1).status.value
+    assert "task 1: image-to-text (refused)" in editor.graph.value
     (line, button) = editor.row(1).refusals.children
     assert html.escape(invented) in line.value and "you did not give" in line.value
     assert button is editor.row(1).allow_buttons[invented] and invented in button.tooltip
@@ -327,6 +329,7 @@ def test_a_file_the_user_did_not_give_is_refused_on_its_row_until_allowed_with_o
     assert pipeline.allowed.accepted == [invented]
     assert editor.refused == [] and editor.errors == [] and not editor.run_button.disabled
     assert editor.row(1).refusals.children == () and editor.row(1).allow_buttons == {}
+    assert states(editor) == {0: "queued", 1: "queued"}
     editor.run_button.click()
     assert editor.wait(10)
     run = editor.run

@@ -52,6 +52,7 @@ STATE_COLOURS = {
     "running": "#0b57d0",
     "done": "#137333",
     "failed": "#b00020",
+    "refused": "#b00020",
     "skipped": "#a06a00",
     "cancelled": "#a06a00",
 }
@@ -312,8 +313,11 @@ class PlanEditor:
         return Selection({t.id: self.choices[t.id] for t in self.tasks if t.id in self.choices})
 
     def state(self, task_id: int) -> str:
-        """queued, changed (done, but will run again), running, done, failed, skipped or cancelled."""
+        """queued, changed (done, but will run again), refused (names a file or URL the user did not
+        give), running, done, failed, skipped or cancelled."""
         result = self.results.get(task_id)
+        if any(r.task_id == task_id for r in self.refused) and (result is None or result.status != "running"):
+            return "refused"
         if result is None or result.status == "pending":
             return "queued"
         if result.status == "done" and task_id not in self.fresh:
@@ -454,6 +458,8 @@ class PlanEditor:
             result = self.results.get(task_id)
             if state == "changed":
                 words = "changed: runs again"
+            elif state == "refused":
+                words = "refused: not given"
             elif state == "queued":
                 words = "queued"
             else:
