@@ -3,8 +3,14 @@
 An LLM's plan is repaired (`planning.repair`) because the LLM is a sloppy but well-meaning author. A
 user's edit is the user's word: `check_draft` reports what is wrong with it (the same checks as the
 planner's, `planning.validate.plan_errors`, plus: every task needs an available model and its input
-files must exist) and offers the planner's repairs as suggestions the user may apply
-(`DraftCheck.apply_suggestions`), so the row, the plan that runs and Export always agree.
+files must exist, and every file or URL must be one the user gave) and offers the planner's repairs as
+suggestions the user may apply (`DraftCheck.apply_suggestions`), so the row, the plan that runs and Export
+always agree.
+
+The resource rule (`resources`, issue 13) is the pipeline's; here it is reported per task as `Refusal`s,
+so the editor can show each on its row with an "Allow" button (`Allowed.accept`, recorded in the Run).
+A value the user typed into an argument field is the user's word and needs no click (`TypedValues`); an
+LLM's value the user did not touch does.
 
 No widgets here: the editor shows a `DraftCheck`, the magic uses `missing_files` for `--auto` runs.
 """
@@ -18,6 +24,7 @@ from pathlib import Path
 from .planning.repair import repair_plan
 from .planning.validate import PlanError, plan_errors, topological_order
 from .registry import Registry
+from .resources import MAX_TASKS, Allowed, refusal, resource_args
 from .types import GENERATED_RE, Choice, Plan, Task, TaskResult
 
 
@@ -42,25 +49,92 @@ def missing_files(tasks: Sequence[Task], registry: Registry) -> list[str]:
     return problems
 
 
+class TypedValues:
+    """What the user typed into each argument field: the user's word, so a file or URL there needs no "Allow".
+
+    Only a value that still stands counts: typing a path and then changing it gives nothing, and an LLM's
+    value the user never touched is not in here. `accept_into` makes the standing ones the session's
+    (`Allowed.accept`) when the draft runs, so the Run records them.
+    """
+
+    def __init__(self) -> None:
+        self._typed: dict[tuple[int, str], str] = {}
+
+    def record(self, task_id: int, arg: str, value: str) -> None:
+        self._typed[(task_id, arg)] = value.strip()
+
+    def forget(self, task_id: int) -> None:
+        """A removed task's fields (a later task may get its id)."""
+        self._typed = {key: value for key, value in self._typed.items() if key[0] != task_id}
+
+    def stands(self, task: Task, arg: str) -> bool:
+        """Whether `task`'s argument `arg` is still what the user typed there."""
+        typed = self._typed.get((task.id, arg))
+        return typed is not None and typed == str(task.args.get(arg, "")).strip()
+
+    def accept_into(self, allowed: Allowed, tasks: Sequence[Task], registry: Registry) -> list[str]:
+        """Accept every file or URL the user typed that is still in the draft; returns those values."""
+        values = [value for task in tasks for arg, value in resource_args(task, registry, allowed.cwd)
+                  if self.stands(task, arg)]
+        for value in values:
+            allowed.accept(value)
+        return values
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A file or URL argument the user did not give: the task cannot run until the user allows `value`."""
+
+    task_id: int
+    arg: str
+    value: str
+    message: str
+
+
+def refusals(
+    tasks: Sequence[Task], allowed: Allowed, registry: Registry, typed: TypedValues | None = None
+) -> list[Refusal]:
+    """The session's resource rule (`resources.check_plan`) per argument, a value the user typed excepted."""
+    found = []
+    for task in tasks:
+        for arg, value in resource_args(task, registry, allowed.cwd):
+            if not (typed is not None and typed.stands(task, arg)) and not allowed.allows(value):
+                found.append(Refusal(task.id, arg, value, refusal(task, arg, value)))
+    return found
+
+
 @dataclass
 class DraftCheck:
     """What `check_draft` found. `plan` is the draft exactly as written (dep derived, tasks ordered) when
-    it can run, else None; `errors` say why not; `suggestions` are the planner's repairs, which
-    `apply_suggestions` makes (the user's choice, never automatic).
+    it can run, else None; `errors` say why not (refusals included); `refused` are the arguments the
+    user did not give, for their rows; `suggestions` are the planner's repairs, which `apply_suggestions`
+    makes (the user's choice, never automatic).
     """
 
     plan: Plan | None
     errors: list[str]
     suggestions: list[str] = field(default_factory=list)
     suggested: list[Task] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)
 
     def apply_suggestions(self) -> list[Task]:
         """The draft with every suggestion applied (dep derived): what the planner would have made of it."""
         return [Task.from_dict(t.to_dict()) for t in self.suggested]
 
+    def refused_on(self, task_id: int) -> list[Refusal]:
+        """The refusals of one task, for its row."""
+        return [r for r in self.refused if r.task_id == task_id]
 
-def check_draft(tasks: Sequence[Task], choices: Mapping[int, Choice], registry: Registry) -> DraftCheck:
-    """Check a user's draft without changing it; see the module docstring."""
+
+def check_draft(
+    tasks: Sequence[Task],
+    choices: Mapping[int, Choice],
+    registry: Registry,
+    allowed: Allowed | None = None,
+    typed: TypedValues | None = None,
+) -> DraftCheck:
+    """Check a user's draft without changing it; see the module docstring. Without `allowed`, files and
+    URLs are not checked against the resource rule."""
     drafted = [with_derived_dep(t) for t in tasks]
     items = [t.to_dict() for t in drafted]
     errors = plan_errors(items, registry)
@@ -77,8 +151,12 @@ def check_draft(tasks: Sequence[Task], choices: Mapping[int, Choice], registry: 
         if choice is None or not choice.available:
             errors.append(f"task {task.id} ({task.task}): " + (choice.reason if choice else "no model chosen"))
     errors += missing_files(drafted, registry)
+    refused = refusals(drafted, allowed, registry, typed) if allowed is not None else []
+    errors += [r.message for r in refused]
+    if len(drafted) > MAX_TASKS:
+        errors.append(f"the plan has {len(drafted)} tasks; at most {MAX_TASKS} may run: remove some")
     if errors:
-        return DraftCheck(None, errors, suggestions, suggested)
+        return DraftCheck(None, errors, suggestions, suggested, refused)
     ordered, _ = topological_order(drafted)
     return DraftCheck(Plan(tasks=ordered), [], suggestions, suggested)
 

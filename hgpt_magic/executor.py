@@ -350,7 +350,7 @@ class Executor:
                 artifacts = check_artifacts(backend.run(task.task, model, dict(inputs), ctx), task.task, ctx.run_dir, self.registry)
             except ExpertError as exc:
                 message = mask_secrets(str(exc))
-                if getattr(exc, "fatal", False) and not exc.model_level:  # a refused token: nothing else can work
+                if exc.fatal and not exc.model_level:  # a refused token: nothing else can work
                     self._fatal = message
                 result.attempts.append(Attempt(model, backend_name, message, time.perf_counter() - start))
                 if exc.model_level and not ctx.cancel.is_set():

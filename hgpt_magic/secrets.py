@@ -121,14 +121,6 @@ def hf_token_source() -> str | None:
     return "huggingface_hub login" if hf_token() else None
 
 
-def secret_status() -> dict[str, str]:
-    """Each secret setting, masked, for `%hugginggpt config` and the CLI."""
-    status = {var: mask(os.environ.get(var)) for var in SECRET_ENV_VARS if os.environ.get(var)}
-    if not any(v in status for v in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")):
-        status["Hugging Face token"] = mask(hf_token())
-    return status
-
-
 def _mask_record(record: logging.LogRecord) -> None:
     """Mask a record's message and traceback in place (the traceback is rendered now, masked)."""
     try:

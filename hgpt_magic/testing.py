@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from . import settings
 from .catalog import ModelCard
 from .experts.base import ExpertBackend, ExpertContext, ExpertError
 from .llm import LLMReply
@@ -18,9 +19,12 @@ from .registry import Registry, default_registry
 from .secrets import SECRET_ENV_VARS
 from .types import Artifact
 
-#: The environment variables that move a run off the offline default: tokens and keys, and the settings
-#: that choose another LLM, endpoints or output folder. Tests of the default clear them.
-SETTINGS_ENV_VARS = (*SECRET_ENV_VARS, "HGPT_LLM", "HGPT_ENDPOINTS", "HGPT_OUT")
+#: The environment variables that can move a run off the offline default: tokens and keys, and every
+#: `HGPT_*` setting (`settings.SETTINGS`). Tests of the default clear them. `HGPT_CACHE` is kept: it only
+#: says where the already assembled embedded model lives, and clearing it would assemble it again.
+SETTINGS_ENV_VARS = tuple(dict.fromkeys(
+    [*SECRET_ENV_VARS, *(s.name for s in settings.SETTINGS if s is not settings.CACHE)]
+))
 
 Reply = str | Callable[[list[dict[str, str]], dict[str, Any] | None], str]
 

@@ -6,6 +6,7 @@ import html
 import io
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,10 +15,12 @@ from IPython.core.interactiveshell import InteractiveShell
 from PIL import Image
 
 from hgpt_magic.catalog import Catalog
+from hgpt_magic.draft import Refusal, TypedValues, check_draft
 from hgpt_magic.pipeline import HuggingGPT
 from hgpt_magic.registry import Registry, default_registry
+from hgpt_magic.resources import Allowed
 from hgpt_magic.testing import ScriptedLLM, TimedExperts
-from hgpt_magic.types import Artifact, Plan, Task, TaskResult
+from hgpt_magic.types import Artifact, Attempt, Choice, Plan, Task, TaskResult
 from hgpt_magic.widgets import render
 from hgpt_magic.widgets.editor import PlanEditor
 from hgpt_magic.widgets.graph import layers, plan_svg
@@ -40,12 +43,16 @@ def shell():
     return InteractiveShell.instance()
 
 
-def make_editor(tmp_path, *answers: str, plan=PLAN, models=("sleep-0", "sleep-0.05")):
-    """A planned Run (scripted plan and model picks) in a fresh editor, with timed experts."""
+def make_editor(tmp_path, *answers: str, plan=PLAN, models=("sleep-0", "sleep-0.05"), picks=PICKS,
+                request="Summarize a long story and translate it", insists=False):
+    """A planned Run (scripted plan and model picks) in a fresh editor, with timed experts.
+
+    `insists`: the LLM sends the same plan again when the planner re-asks (a plan naming a file the
+    user did not give is sent back once, then handed to the editor with its refusals)."""
     experts = TimedExperts(SERVED, models=models)
-    llm = ScriptedLLM([json.dumps(plan), PICKS, *answers])
-    pipeline = HuggingGPT(llm=llm, experts=[experts], registry=REGISTRY, catalog=Catalog([]), out_dir=tmp_path)
-    run = pipeline.run("Summarize a long story and translate it", plan_only=True)
+    llm = ScriptedLLM([json.dumps(plan)] * (2 if insists else 1) + [picks, *answers])
+    pipeline = HuggingGPT(llm=llm, experts=[experts], registry=REGISTRY, catalog=Catalog([]), out_dir=tmp_path / "runs")
+    run = pipeline.run(request, plan_only=True)
     return PlanEditor(pipeline, run), experts, pipeline
 
 
@@ -280,6 +287,110 @@ def test_static_fallback_for_front_ends_without_widgets(tmp_path):
     assert "<table>" in bundle["text/html"] and "translation" in bundle["text/html"]
     assert "[1] translation(text=output of task 0, language='French')" in bundle["text/plain"]
     assert "%hugginggpt run" in bundle["text/plain"]
+
+
+# --------------------------------------------------------------------------- files the user did not give (issue 13)
+
+
+def picture(path) -> str:
+    Image.new("RGB", (4, 4), "green").save(path)
+    return str(path)
+
+
+def describe_plan(*images: str) -> dict:
+    return {"tasks": [{"task": "image-to-text", "id": i, "dep": [], "args": {"image": image}}
+                      for i, image in enumerate(images)]}
+
+
+def picks(n: int, model: str = "sleep-0") -> str:
+    return json.dumps({str(i): {"id": model, "reason": "r"} for i in range(n)})
+
+
+def test_a_file_the_user_did_not_give_is_refused_on_its_row_until_allowed_with_one_click(tmp_path):
+    given, invented = picture(tmp_path / "holiday.png"), picture(tmp_path / "private.png")
+    editor, experts, pipeline = make_editor(
+        tmp_path, "A green square.", plan=describe_plan(given, invented), picks=picks(2),
+        request=f"Describe {given}", insists=True,
+    )
+    assert [(r.task_id, r.arg, r.value) for r in editor.refused] == [(1, "image", invented)]
+    assert editor.run_button.disabled and editor.step_button.disabled and editor.plan is None
+    assert editor.row(0).refusals.children == () and list(editor.row(0).allow_buttons) == []
+    assert states(editor) == {0: "queued", 1: "refused"} and "refused" in editor.row(1).status.value
+    assert "task 1: image-to-text (refused)" in editor.graph.value
+    (line, button) = editor.row(1).refusals.children
+    assert html.escape(invented) in line.value and "you did not give" in line.value
+    assert button is editor.row(1).allow_buttons[invented] and invented in button.tooltip
+    assert button.description.startswith("Allow ") and button.description.endswith("/private.png")  # long: cut
+    assert "did not give" in editor.run_button.tooltip
+    editor.run_button.click()  # a click on the disabled button's handler still runs nothing
+    assert editor.busy is None and experts.calls == [] and pipeline.allowed.accepted == []
+
+    button.click()  # the user's one explicit yes
+    assert pipeline.allowed.accepted == [invented]
+    assert editor.refused == [] and editor.errors == [] and not editor.run_button.disabled
+    assert editor.row(1).refusals.children == () and editor.row(1).allow_buttons == {}
+    assert states(editor) == {0: "queued", 1: "queued"}
+    editor.run_button.click()
+    assert editor.wait(10)
+    run = editor.run
+    assert run.status == "done" and run.accepted == [invented]
+    assert sorted(call[2]["image"] for call in experts.calls) == sorted([given, invented])
+    assert json.loads(Path(run.run_dir, "run.json").read_text())["accepted"] == [invented]
+
+
+def test_a_value_the_user_types_is_their_word_an_llm_value_they_did_not_touch_still_needs_the_click(tmp_path):
+    first, second, typed = (picture(tmp_path / f"{name}.png") for name in ("first", "second", "mine"))
+    editor, experts, pipeline = make_editor(
+        tmp_path, "Two pictures.", plan=describe_plan(first, second), picks=picks(2),
+        request="Describe my pictures", insists=True,
+    )
+    assert [r.task_id for r in editor.refused] == [0, 1]
+    editor.row(0).args["image"].text.value = typed  # typed in the editor: no click needed
+    assert [r.task_id for r in editor.refused] == [1] and editor.row(0).refusals.children == ()
+    assert editor.run_button.disabled  # task 1 still holds the LLM's value, untouched
+    assert pipeline.allowed.accepted == []  # nothing is accepted before it runs
+
+    editor.row(1).allow_buttons[second].click()
+    assert not editor.run_button.disabled
+    editor.run_button.click()
+    assert editor.wait(10)
+    assert editor.run.status == "done" and editor.run.accepted == [second, typed]
+    assert first not in pipeline.allowed.accepted and [c[2]["image"] for c in experts.calls if c[2]["image"] == first] == []
+
+
+def test_only_a_typed_value_that_still_stands_counts_and_the_draft_is_widget_free(tmp_path):
+    invented = picture(tmp_path / "invented.png")
+    tasks = [Task(0, "image-to-text", args={"image": invented})]
+    choices = {0: Choice(0, "m", "timed", "r", [])}
+    allowed = Allowed.for_session(cwd=tmp_path)
+    typed = TypedValues()
+    check = check_draft(tasks, choices, REGISTRY, allowed, typed)
+    assert check.plan is None and check.refused_on(0) == [
+        Refusal(0, "image", invented, check.errors[0])] and "argument image=" in check.errors[0]
+    typed.record(0, "image", invented)
+    assert check_draft(tasks, choices, REGISTRY, allowed, typed).plan is not None
+    typed.record(0, "image", invented + "x")  # typed on, then the field was set back by something else
+    assert check_draft(tasks, choices, REGISTRY, allowed, typed).refused_on(0)
+    typed.record(0, "image", invented)
+    assert typed.accept_into(allowed, tasks, REGISTRY) == [invented] and allowed.accepted == [invented]
+    assert check_draft(tasks, choices, REGISTRY, allowed).plan is not None
+    assert check_draft([Task(i, "summarization", args={"text": "t"}) for i in range(31)],
+                       {i: choices[0] for i in range(31)}, REGISTRY, allowed).errors[-1].startswith("the plan has 31 tasks")
+
+
+def test_a_fallback_to_the_next_model_is_shown_on_the_row_and_in_the_static_views(tmp_path):
+    editor, experts, _ = make_editor(tmp_path, "answer", models=("model-gone", "sleep-0"), picks=picks(2, "model-gone"))
+    editor.run_button.click()
+    assert editor.wait(10)
+    line = "model model-gone failed: model not found (404) → model sleep-0"
+    for task_id in (0, 1):
+        assert f"fallback: {line}" in shown_text(editor.row(task_id).output)
+    assert editor.run.results[0].model == "sleep-0"
+    assert f"fallback: {line}" in editor.static_view().text and html.escape(line) in editor.static_view().html
+    view = render.run_view(editor.run)
+    assert f"fallback: {line}" in view.text and html.escape(line) in view.html
+    clean = TaskResult(0, "summarization", "done", model="sleep-0", attempts=[Attempt("sleep-0", "timed")])
+    assert render.fallback_view(clean) is None
 
 
 # --------------------------------------------------------------------------- renderings

@@ -5,6 +5,12 @@ with `draft.check_draft`: the planner's checks, never its repairs (a user's edit
 repair is offered as a suggestion, applied only by "Apply suggestions"), so the row, the plan that runs
 and Export always agree.
 
+A file or URL the user did not give (issue 13's resource rule) is shown on its task's row with an
+"Allow <value>" button: one click is the user's explicit yes (`pipeline.allowed.accept`), which the Run
+records (`run.accepted`). What the user types into an argument field is the user's word and needs no
+click (`draft.TypedValues`); an LLM's value the user did not touch does. After a run, a model that
+failed and fell back to the next candidate is shown on the row ("model X failed: reason → model Y").
+
 Threads: Run, Step and Re-plan work in ONE worker thread (`start`), so the kernel stays free (Stop
 works, other cells run); while it works, a ticker refreshes the elapsed times. Results arrive through
 the executor's `on_event` callback, from its pool threads. Every read or write of the shared state
@@ -27,7 +33,7 @@ from typing import TYPE_CHECKING
 
 import ipywidgets as W
 
-from ..draft import check_draft, fresh_ids, with_derived_dep
+from ..draft import Refusal, TypedValues, check_draft, fresh_ids, with_derived_dep
 from ..executor import TaskEvent
 from ..planning import PlanError
 from ..registry import Slot
@@ -46,6 +52,7 @@ STATE_COLOURS = {
     "running": "#0b57d0",
     "done": "#137333",
     "failed": "#b00020",
+    "refused": "#b00020",
     "skipped": "#a06a00",
     "cancelled": "#a06a00",
 }
@@ -57,7 +64,14 @@ STATE_COLOURS = {
 class ArgField:
     """One argument: typed in (text, or a file path for media) or "output of task N"."""
 
-    def __init__(self, slot: Slot, value: str, producers: Sequence[tuple[int, str]], on_change: Callable[[], None]):
+    def __init__(
+        self,
+        slot: Slot,
+        value: str,
+        producers: Sequence[tuple[int, str]],
+        on_change: Callable[[], None],
+        on_typed: Callable[[str], None] = lambda value: None,
+    ):
         self.slot = slot
         ref = GENERATED_RE.fullmatch(value.strip()) if value else None
         options = [("text" if slot.type == "text" else "file or URL", "")]
@@ -76,8 +90,9 @@ class ArgField:
         )
         self.box = W.HBox([self.label, self.source, self.text])
         self._on_change = on_change
+        self._on_typed = on_typed
         self.source.observe(self._changed, "value")
-        self.text.observe(self._changed, "value")
+        self.text.observe(self._typed, "value")
 
     @property
     def value(self) -> str:
@@ -86,6 +101,11 @@ class ArgField:
     def _changed(self, _change) -> None:
         self.text.layout.display = "none" if self.source.value else None
         self._on_change()
+
+    def _typed(self, change) -> None:
+        """The user typed: what is written here is theirs (told before the draft is checked again)."""
+        self._on_typed(change["new"])
+        self._changed(change)
 
     def widgets(self) -> list[W.Widget]:
         return [self.label, self.source, self.text, self.box]
@@ -100,7 +120,10 @@ class TaskRow:
         producers = [(t.id, t.task) for t in editor.tasks if t.id != task.id]
         self.type = W.Dropdown(options=registry.names, value=task.task, layout=W.Layout(width="220px"))
         self.args = {
-            slot.name: ArgField(slot, task.args.get(slot.name, ""), producers, editor._on_edit)
+            slot.name: ArgField(
+                slot, task.args.get(slot.name, ""), producers, editor._on_edit,
+                on_typed=lambda value, name=slot.name: editor.typed.record(task.id, name, value),
+            )
             for slot in registry[task.task].inputs
         }
         labels = [(f"{c.id} · {c.downloads:,} downloads" if c.downloads else c.id, c.id) for c in choice.candidates]
@@ -123,7 +146,11 @@ class TaskRow:
             [self.head, self.type, self.args_box, self.model_box, self.backend, self.status, self.remove],
             layout=W.Layout(flex_flow="row wrap", align_items="flex-start", border_top="1px solid #ddd"),
         )
-        self.box = W.VBox([self.line, self.output])
+        self.refusals = W.VBox()  # the arguments the user did not give, each with its "Allow" button
+        self.allow_buttons: dict[str, W.Button] = {}
+        self._refused: list[Refusal] = []
+        self.box = W.VBox([self.line, self.refusals, self.output])
+        self._allow = editor.allow
         self.show_choice(choice)
 
         self.type.observe(lambda change: editor._on_type(self.task_id, change["new"]), "value")
@@ -134,13 +161,42 @@ class TaskRow:
         self.reason.value = f'<i style="color:#555">{render.esc(choice.reason)}</i>'
         self.backend.value = f"via <b>{render.esc(choice.backend)}</b>" if choice.backend else "<i>no backend</i>"
 
+    def show_refusals(self, refused: Sequence[Refusal]) -> None:
+        """Each refused argument in red on this row, with one "Allow <value>" button per refused value."""
+        if list(refused) == self._refused:
+            return  # unchanged (the draft is checked on every keystroke)
+        self._refused = list(refused)
+        old = [*self.refusals.children, *self.allow_buttons.values()]
+        lines, self.allow_buttons = [], {}
+        for item in refused:
+            what = "URL" if item.value.lower().startswith(("http://", "https://")) else "file"
+            lines.append(W.HTML(
+                f'<div style="color:#b00020">✗ <code>{render.esc(item.arg)}</code> = '
+                f"<code>{render.esc(item.value)}</code> is a {what} you did not give in a request "
+                "(the LLM wrote it). Allow it only if you mean this task to read it.</div>"
+            ))
+            if item.value not in self.allow_buttons:
+                short = item.value if len(item.value) <= 48 else "…" + item.value[-47:]
+                button = W.Button(description=f"Allow {short}", icon="unlock", button_style="warning",
+                                  tooltip=f"let this session's plans use {item.value}",
+                                  layout=W.Layout(width="auto"))
+                button.on_click(lambda _, value=item.value: self._allow(value))
+                self.allow_buttons[item.value] = button
+                lines.append(button)
+        self.refusals.children = lines
+        self.refusals.layout.border_left = "3px solid #b00020" if lines else ""
+        self.refusals.layout.padding = "0 0 0 6px" if lines else ""
+        for widget in old:
+            widget.close()
+
     def editable(self) -> list[W.Widget]:
-        return [self.type, self.model, self.remove] + [w for a in self.args.values() for w in (a.source, a.text)]
+        return ([self.type, self.model, self.remove] + [w for a in self.args.values() for w in (a.source, a.text)]
+                + list(self.allow_buttons.values()))
 
     def close(self) -> None:
         """Close the row's widgets, but not its output: results outlive a rebuild of the row."""
         for widget in [self.type, self.model, self.reason, self.backend, self.status, self.remove, self.head,
-                       self.args_box, self.model_box, self.line, self.box]:
+                       self.args_box, self.model_box, self.line, *self.refusals.children, self.refusals, self.box]:
             widget.close()
         for field in self.args.values():
             for widget in field.widgets():
@@ -172,6 +228,8 @@ class PlanEditor:
         self.results: dict[int, TaskResult] = dict(run.results)
         self.plan: Plan | None = None
         self.errors: list[str] = []
+        self.refused: list[Refusal] = []  # files and URLs the user did not give, shown on their rows
+        self.typed = TypedValues()  # what the user typed into argument fields: their word, no "Allow" needed
         self.fresh: set[int] = set()
         self.busy: str | None = None  # "run", "step" or "replan" while the worker thread works
         self.rows: dict[int, TaskRow] = {}
@@ -255,8 +313,11 @@ class PlanEditor:
         return Selection({t.id: self.choices[t.id] for t in self.tasks if t.id in self.choices})
 
     def state(self, task_id: int) -> str:
-        """queued, changed (done, but will run again), running, done, failed, skipped or cancelled."""
+        """queued, changed (done, but will run again), refused (names a file or URL the user did not
+        give), running, done, failed, skipped or cancelled."""
         result = self.results.get(task_id)
+        if any(r.task_id == task_id for r in self.refused) and (result is None or result.status != "running"):
+            return "refused"
         if result is None or result.status == "pending":
             return "queued"
         if result.status == "done" and task_id not in self.fresh:
@@ -317,6 +378,7 @@ class PlanEditor:
 
     def _on_remove(self, task_id: int) -> None:
         self.tasks = [t for t in self.tasks if t.id != task_id]
+        self.typed.forget(task_id)
         self.choices.pop(task_id, None)
         self.results.pop(task_id, None)
         output = self._outputs.pop(task_id, None)
@@ -331,6 +393,14 @@ class PlanEditor:
             if row is not None:
                 task.args = {name: f.value for name, f in row.args.items() if f.value.strip()}
                 task.dep = task.derived_dep()
+        self._refresh()
+
+    def allow(self, value: str) -> None:
+        """The user's one explicit click on "Allow <value>": this session's plans may use it (`run.accepted`)."""
+        if self.busy is not None:
+            return
+        self.pipeline.allowed.accept(value)
+        self._say(f"Allowed {value} for this session (recorded in the Run).")
         self._refresh()
 
     def apply_suggestions(self) -> None:
@@ -355,9 +425,11 @@ class PlanEditor:
 
     def _refresh(self) -> None:
         """Check the draft and bring the graph, states, messages and buttons up to date."""
-        check = check_draft(self.tasks, self.choices, self.registry)
+        check = check_draft(self.tasks, self.choices, self.registry, self.pipeline.allowed, self.typed)
         with self._lock:
-            self.plan, self.errors = check.plan, check.errors
+            self.plan, self.errors, self.refused = check.plan, check.errors, check.refused
+            for task_id, row in self.rows.items():
+                row.show_refusals(check.refused_on(task_id))
             self.suggestions, self._suggested = check.suggestions, check.suggested
             self.fresh = fresh_ids(self.tasks, self.choices, self.results, self.registry)
             html = ""
@@ -386,6 +458,8 @@ class PlanEditor:
             result = self.results.get(task_id)
             if state == "changed":
                 words = "changed: runs again"
+            elif state == "refused":
+                words = "refused: not given"
             elif state == "queued":
                 words = "queued"
             else:
@@ -473,11 +547,13 @@ class PlanEditor:
     def _execute(self, step: bool) -> None:
         run, plan, selection = self.run, self.plan, self.selection()
         run.plan, run.selection = plan, selection
+        self.typed.accept_into(self.pipeline.allowed, plan.tasks, self.registry)  # what the user typed is theirs
         previous = {i: r for i, r in self.results.items() if r.status == "done"}
         only = self.ready_ids() if step else None
         start = time.perf_counter()
         if step:
             self._say(f"Step: running task{'s' if len(only) > 1 else ''} {', '.join(map(str, sorted(only)))}…")
+            self.pipeline.check(run)  # the resource rule, as Run's `finish` applies it; records run.accepted
             run.results = self.pipeline.execute(
                 plan, selection, run=run, previous=previous, only=only, stop=self._stop, on_event=self._on_event
             )
@@ -515,12 +591,13 @@ class PlanEditor:
             self._show_states()
 
     def _show_result(self, result: TaskResult) -> None:
-        key = [result.status, result.error, [a.to_dict() for a in result.artifacts]]
+        key = [result.status, result.error, [a.to_dict() for a in result.artifacts], result.fallbacks()]
         if self._shown.get(result.task_id) == key or result.status == "pending":
             return  # already on screen (a reused result looks the same)
         output = self._output(result.task_id)
         output.outputs = ()
-        for shown in render.result_displays(result, header=False):
+        fallbacks = render.fallback_view(result)  # which model really answered
+        for shown in ([fallbacks] if fallbacks else []) + render.result_displays(result, header=False):
             output.append_display_data(shown)
         self._shown[result.task_id] = key
 
@@ -559,6 +636,7 @@ class PlanEditor:
         self.tasks = [Task.from_dict(t.to_dict()) for t in plan]
         self.choices = dict(selection.choices)
         self.llm_choices = dict(self.choices)
+        self.typed = TypedValues()  # the new plan's values are the LLM's until the user types
         self.results = {}
         self._shown = {}
         for output in self._outputs.values():

@@ -23,6 +23,7 @@ STATUS_FILL = {
     "running": "#cfe3ff",
     "done": "#d6f5d6",
     "failed": "#f8d0d0",
+    "refused": "#f8d0d0",  # names a file or URL the user did not give (the editor's "Allow")
     "skipped": "#f3e2c0",
     "cancelled": "#f3e2c0",
 }

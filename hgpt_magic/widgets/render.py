@@ -168,6 +168,17 @@ def result_header(result: TaskResult) -> Rich:
     return Rich(f"<b>#{result.task_id} {esc(result.task)}</b> · {esc(' · '.join(parts[1:]))}", text)
 
 
+def fallback_view(result: TaskResult) -> Rich | None:
+    """"model X failed: reason → model Y" for each fallback, so the user sees which model really answered."""
+    lines = result.fallbacks()
+    if not lines:
+        return None
+    return Rich(
+        "".join(f'<div style="color:#a06a00">↪ {esc(line)}</div>' for line in lines),
+        "\n".join(f"fallback: {line}" for line in lines),
+    )
+
+
 def result_displays(result: TaskResult, *, header: bool = True) -> list[Any]:
     """What a finished task shows: its header, each artifact, boxes drawn on the input, or the error."""
     shown: list[Any] = [result_header(result)] if header else []
@@ -248,11 +259,14 @@ def plan_view(
         backend = (choice.backend if choice else None) or "-"
         why = choice.reason if choice else ""
         state = state_text(results.get(task.id), now=now) if task.id in results else "queued"
+        fallbacks = results[task.id].fallbacks() if task.id in results else []
         cells = [f"#{task.id}", task.task, _args_text(task), model, backend, why, state]
-        rows_html.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
+        rows_html.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in cells[:-1])
+                         + f"<td>{esc(state)}{''.join(f'<br/>↪ {esc(f)}' for f in fallbacks)}</td></tr>")
         deps = f" after {task.dep}" if task.dep else ""
         rows_text.append(f"  [{task.id}] {task.task}({_args_text(task)}){deps}\n      model: {model} via {backend}"
-                         + (f" ({why})" if why else "") + f"\n      state: {state}")
+                         + (f" ({why})" if why else "") + f"\n      state: {state}"
+                         + "".join(f"\n      fallback: {f}" for f in fallbacks))
     head = "".join(f"<th>{h}</th>" for h in ("id", "task", "arguments", "model", "backend", "why", "state"))
     extra_html = "".join(f'<div style="color:#b00020">✗ {esc(e)}</div>' for e in errors)
     extra_html += "".join(f'<div style="color:#666">note: {esc(n)}</div>' for n in notes)
@@ -295,9 +309,11 @@ def run_view(run: Run) -> Rich:
         if result.status == "pending":
             continue
         header = result_header(result)
+        fallbacks = fallback_view(result)
         body = "".join(_inline_media(a) for a in result.artifacts) if result.status == "done" else esc(result.error)
-        parts_html.append(f"<div>{header.html}<div>{body}</div></div>")
-        parts_text.append(header.text + "".join(f"\n    {a.kind}: {a.describe(200)}" for a in result.artifacts))
+        parts_html.append(f"<div>{header.html}{fallbacks.html if fallbacks else ''}<div>{body}</div></div>")
+        parts_text.append(header.text + "".join(f"\n    {line}" for line in (fallbacks.text.splitlines() if fallbacks else []))
+                          + "".join(f"\n    {a.kind}: {a.describe(200)}" for a in result.artifacts))
     if run.answer:
         parts_html.append(f'<div style="white-space:pre-wrap;margin-top:6px"><b>Answer:</b>\n{esc(run.answer)}</div>')
         parts_text.append(f"Answer:\n{run.answer}")
