@@ -247,7 +247,8 @@ class TaskResult:
     def reusable_for(self, task: str, model: str, inputs: Mapping[str, str]) -> bool:
         """Whether this finished result stands for running `task` on `model` with these resolved inputs
         again: the one reuse rule of the executor and the editor."""
-        return self.status == "done" and (self.task, self.model, self.inputs) == (task, model, dict(inputs))
+        chosen = self.attempts[0].model if self.attempts else self.model  # a fallback answered for the choice
+        return self.status == "done" and (self.task, self.inputs) == (task, dict(inputs)) and model in {chosen, self.model}
 
     @property
     def seconds(self) -> float | None:

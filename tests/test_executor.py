@@ -232,3 +232,15 @@ def test_a_refused_token_stops_the_run_with_the_reason(tmp_path):
     results = executor.execute(plan, select(plan, ["sleep-0", "sleep-0"]), tmp_path)
     assert results[0].status == "failed" and "HTTP 401" in results[0].error
     assert results[1].status == "cancelled" and results[1].error.startswith("not run: Hugging Face refused")
+
+
+def test_a_result_that_fell_back_is_reused_for_the_same_choice():
+    """Chosen X failed and Y answered: running X again would fail over to Y again, so Y's result stands."""
+    from hgpt_magic.types import Attempt, TaskResult
+
+    result = TaskResult(task_id=0, task="summarization", status="done", model="model-y", inputs={"text": "x"},
+                        attempts=[Attempt("model-x", "b", error="404"), Attempt("model-y", "b")])
+    assert result.reusable_for("summarization", "model-x", {"text": "x"})
+    assert result.reusable_for("summarization", "model-y", {"text": "x"})
+    assert not result.reusable_for("summarization", "model-z", {"text": "x"})
+    assert not result.reusable_for("summarization", "model-x", {"text": "y"})
