@@ -23,7 +23,7 @@ from pathlib import Path
 from .catalog import Catalog
 from .executor import Executor, RunInterrupted, TaskEvent
 from .experts import ExpertBackend, make_experts
-from .history import Turn
+from .history import Turn, turn_from_run
 from .llm import LLM, make_llm
 from .planner import PlanError, Planner
 from .registry import Registry, default_registry
@@ -229,7 +229,7 @@ class HuggingGPT:
         if respond and not stopped:  # after Stop, the user wants control back, not another LLM call
             with _timed(run, "respond"):
                 run.answer = self.respond(run.request, run.plan, run.selection, run.results, calls=run.llm_calls)
-            self.history.append(Turn(run.request, run.answer[:600]))
+            self.history.append(turn_from_run(run))  # what it named and made; its answer is never re-prompted
         if run.status != "interrupted":
             run.status = "done"
         run.save(Path(run.run_dir) / "run.json")
