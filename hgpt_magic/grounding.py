@@ -90,15 +90,19 @@ def source(task_args: Mapping[str, str]) -> str:
 
 
 def _detections(data: Any) -> str | None:
-    """ "2 faces, 1 dog" from a detector's `[{"label", "score", "box"}]`; None if it is not that shape."""
-    if not isinstance(data, list) or not all(isinstance(d, dict) and "label" in d for d in data):
+    """ "2 faces, 1 dog" from a detector's `[{"label", "score", "box"}]`; None if it is not that shape
+    (an empty list is left to the artifact's own text: "no faces found" says more than "nothing")."""
+    if not data or not isinstance(data, list) or not all(isinstance(d, dict) and "label" in d for d in data):
         return None
-    if not data:
-        return "nothing found"
     counts: dict[str, int] = {}
     for item in data:
         counts[str(item["label"])] = counts.get(str(item["label"]), 0) + 1
     return ", ".join(counted(n, label) for label, n in counts.items())
+
+
+def succeeded(results: Mapping[int, TaskResult]) -> bool:
+    """Whether any task finished: with none, there is nothing for an LLM sentence to report."""
+    return any(r.status == "done" for r in results.values())
 
 
 def _value(task: str, text: str, data: Any) -> str:
@@ -165,7 +169,7 @@ def complete(answer: str, plan: Plan, results: Mapping[int, TaskResult]) -> str:
     """`answer` followed by what the code states itself: the facts it does not already quote, the
     produced files and the failures. With an empty `answer`, that is the whole answer."""
     parts = [answer.strip()] if answer.strip() else []
-    facts = [f.line() for f in run_facts(plan, results) if _norm(f.value) not in _norm(answer)]
+    facts = [f.line() for f in run_facts(plan, results) if not quotes(answer, f.value)]
     if facts:
         parts.append("\n".join(f"- {line}" for line in facts) if len(facts) > 1 or parts else facts[0])
     files = produced_files(results)
@@ -297,3 +301,11 @@ def _sentences(text: str) -> list[str]:
 
 def _norm(text: str) -> str:
     return " ".join(text.lower().split())
+
+
+def quotes(answer: str, value: str) -> bool:
+    """Whether `answer` already states `value` (case, spacing, quotes and end punctuation aside)."""
+    def bare(text: str) -> str:
+        return _norm(re.sub(r"[\"'“”‘’«»]", "", text)).strip(" .!?;:")
+
+    return bool(bare(value)) and bare(value) in bare(answer)

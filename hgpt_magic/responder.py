@@ -14,7 +14,15 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 
-from .grounding import check_answer, complete, deterministic_answer, failures, produced_files, run_facts
+from .grounding import (
+    check_answer,
+    complete,
+    deterministic_answer,
+    failures,
+    produced_files,
+    run_facts,
+    succeeded,
+)
 from .history import Turn, history_block
 from .llm import LLM, call_llm
 from .types import LLMCall, Plan, Selection, TaskResult
@@ -26,9 +34,9 @@ RESPOND_PROMPT = """The user asked: {request}
 Expert models ran for this request. What they found:
 {facts}
 
-Answer the user's request in one or two short sentences, using only what they found. Give the result the
-user asked for (the text, the number, the translation). Do not list files, do not describe the tasks.
-If something the user asked for could not be done, say so plainly."""
+Answer the user directly in one or two short sentences, using only what they found: give the result they
+asked for (the text, the number, the translation). Files are shown to the user: do not list them, and do
+not describe the tasks. If something they asked for could not be done, say so plainly."""
 
 DIRECT_PROMPT = "You are HuggingGPT, a helpful assistant. No tool was needed for this request; answer it directly."
 
@@ -79,6 +87,8 @@ class Responder:
         history: Sequence[Turn] = (),
         calls: list[LLMCall] | None = None,
     ) -> str:
+        if len(plan) and not succeeded(results):  # nothing ran: the failures are the whole answer
+            return deterministic_answer(plan, results)
         messages = self.messages(request, plan, selection, results, history)
         max_tokens = self.max_tokens if len(plan) else max(self.max_tokens, 300)
         try:

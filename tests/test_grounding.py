@@ -161,3 +161,10 @@ def test_a_quoted_result_is_not_repeated_and_a_wrong_path_from_the_llm_is_replac
     hg2, _ = pipeline(tmp_path, [plan_of(("image-to-text", {"image": str(sign)})), "It reads: image-to-text(image=" + str(sign) + ")."])
     run = hg2.run(f"What does {sign} say?")
     assert run.answer == f"It reads: image-to-text(image={sign})."  # the quoted fact is not added again
+
+
+def test_when_no_task_succeeds_the_failures_are_the_answer_and_the_llm_is_not_asked(tmp_path):
+    hg, llm = pipeline(tmp_path, [plan_of(("text-to-image", {"text": "a red bicycle"}))])
+    run = hg.run("generate an image of a red bicycle")
+    assert [c.stage for c in run.llm_calls] == ["plan"]
+    assert run.answer.startswith("Not done:\n- text-to-image (task 0) failed: no available backend serves text-to-image")

@@ -373,7 +373,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--suite", default=str(data_path("sessions_dev.json")), help="the suite (default: the dev suite)")
     parser.add_argument("--llm", default=None, help="controller LLM spec (default: $HGPT_LLM, else the embedded model)")
     parser.add_argument("--experts", default="auto", help="expert backends spec (default: auto)")
-    parser.add_argument("--limit", type=int, default=None, help="run only the first N sessions")
+    parser.add_argument("--limit", type=int, default=None, help="run only the first N sessions (after --start)")
+    parser.add_argument("--start", type=int, default=0, help="skip the first N sessions (to measure a suite in parts)")
     parser.add_argument("--out", default=None, help="write the figures and every request's row as JSON here")
     parser.add_argument("--threads", type=int, default=None, help="threads for the embedded model (default: its own)")
     parser.add_argument("--quiet", action="store_true", help="no per-request progress on stderr")
@@ -384,6 +385,7 @@ def main(args: argparse.Namespace) -> int:
     from . import load_llm
 
     suite = load_suite(args.suite)
+    suite = {**suite, "sessions": suite["sessions"][args.start :]}
     llm = load_llm(args.llm, args.threads)
 
     def progress(row: RequestRow) -> None:
