@@ -376,6 +376,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--limit", type=int, default=None, help="run only the first N sessions (after --start)")
     parser.add_argument("--start", type=int, default=0, help="skip the first N sessions (to measure a suite in parts)")
     parser.add_argument("--out", default=None, help="write the figures and every request's row as JSON here")
+    parser.add_argument("--details", default=None, help="append one JSON line per request here as it finishes")
     parser.add_argument("--threads", type=int, default=None, help="threads for the embedded model (default: its own)")
     parser.add_argument("--quiet", action="store_true", help="no per-request progress on stderr")
     return parser
@@ -389,6 +390,9 @@ def main(args: argparse.Namespace) -> int:
     llm = load_llm(args.llm, args.threads)
 
     def progress(row: RequestRow) -> None:
+        if args.details:
+            with open(args.details, "a", encoding="utf-8") as details:
+                details.write(json.dumps(asdict(row), ensure_ascii=False) + "\n")
         if args.quiet:
             return
         failed = [f"{c.kind}: {c.detail}" for c in row.checks if not c.ok]
