@@ -70,19 +70,19 @@ def named_files(text: str) -> list[str]:
 
 
 def turn_from_run(run: Run) -> Turn:
-    """The `Turn` a finished run leaves in the history: its files and short texts, failures left out
-    (a failed task made nothing to refer to), structured data only through its readable text."""
-    resources = [Resource(media_kind(name) or "file", "named in the request", path=name) for name in named_files(run.request)]
-    for task_id in sorted(run.results):
-        result = run.results[task_id]
-        if result.status != "done":
-            continue
-        origin = f"made by task {task_id} {result.task}"
-        for artifact in result.artifacts:
-            if artifact.path:
-                resources.append(Resource(artifact.kind, origin, path=artifact.path))
-            elif artifact.text.strip():
-                resources.append(Resource(artifact.kind, origin, text=artifact.text.strip()))
+    """The `Turn` a finished run leaves in the history: the files it named and made, and its results as
+    a person would read them ("1 face", not the detector's boxes), failed tasks left out (they made
+    nothing to refer to)."""
+    from .grounding import produced_files, run_facts  # grounding reads file names with this module's helpers
+
+    resources = [
+        Resource(media_kind(name) or "file", "named in the request", path=name) for name in named_files(run.request)
+    ]
+    if run.plan is not None:
+        for fact in run_facts(run.plan, run.results):
+            resources.append(Resource("text", f"made by task {fact.task_id} {fact.task}", text=fact.value))
+    for path, kind, task in produced_files(run.results):
+        resources.append(Resource(kind, f"made by {task}", path=path))
     return Turn(run.request, run.answer or "", resources)
 
 

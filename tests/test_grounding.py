@@ -168,3 +168,18 @@ def test_when_no_task_succeeds_the_failures_are_the_answer_and_the_llm_is_not_as
     run = hg.run("generate an image of a red bicycle")
     assert [c.stage for c in run.llm_calls] == ["plan"]
     assert run.answer.startswith("Not done:\n- text-to-image (task 0) failed: no available backend serves text-to-image")
+
+
+def test_a_turn_keeps_results_as_people_read_them_and_leaves_failures_out():
+    from hgpt_magic.history import render_turn, turn_from_run
+    from hgpt_magic.types import Run
+
+    plan, results = detection_run()
+    run = Run("Count the faces in data/photo.png and say it", plan=plan, results=results, answer="One face.")
+    shown = render_turn(1, turn_from_run(run))
+    assert shown.splitlines() == [
+        'Request 1: "Count the faces in data/photo.png and say it"',
+        "- image file data/photo.png (named in the request)",
+        '- text (made by task 0 object-detection): "1 face"',
+        "- image file runs/1/0.png (made by object-detection)",
+    ]
