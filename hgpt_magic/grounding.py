@@ -150,6 +150,16 @@ def produced_files(results: Mapping[int, TaskResult]) -> list[tuple[str, str, st
     ]
 
 
+def file_descriptions(results: Mapping[int, TaskResult]) -> list[tuple[str, str, str]]:
+    """(path, what the file is, task type) of every file the run made: "Canny edge map 256x256, ..."."""
+    return [
+        (a.path, a.text or f"{a.kind} file", results[tid].task)
+        for tid in sorted(results)
+        for a in results[tid].artifacts
+        if a.path and results[tid].status == "done"
+    ]
+
+
 def failures(plan: Plan, results: Mapping[int, TaskResult]) -> list[str]:
     """One line per task that did not run to the end, with the reason."""
     lines = []

@@ -19,7 +19,7 @@ from .grounding import (
     complete,
     deterministic_answer,
     failures,
-    produced_files,
+    file_descriptions,
     run_facts,
     succeeded,
 )
@@ -42,10 +42,9 @@ DIRECT_PROMPT = "You are HuggingGPT, a helpful assistant. No tool was needed for
 
 
 def results_for_prompt(plan: Plan, results: Mapping[int, TaskResult]) -> str:
-    """The run as the responding LLM reads it: facts, the kinds of files made (no paths), failures."""
+    """The run as the responding LLM reads it: facts, what each file made is (no paths), failures."""
     lines = [f"- {fact.line()}" for fact in run_facts(plan, results)]
-    lines += [f"- {task} made an {kind} file" if kind[0] in "aeiou" else f"- {task} made a {kind} file"
-              for _, kind, task in produced_files(results)]
+    lines += [f"- {task} made a file shown to the user: {text}" for _, text, task in file_descriptions(results)]
     lines += [f"- could not be done: {line}" for line in failures(plan, results)]
     return "\n".join(lines) or "- nothing"
 

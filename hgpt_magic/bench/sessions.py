@@ -168,14 +168,15 @@ def _check_speech(run: Run) -> list[Check]:
 
 def _check_stale(spec: Mapping[str, Any], run: Run, state: SessionState) -> Check:
     own = [alt for fact in spec.get("facts", []) for alt in _alternatives(fact)]
-    produced = _results_text(run) + "\n" + run.request
+    produced = "\n".join([_results_text(run), run.request, *(json.dumps(t.args) for t in run.plan)])
+    answer = re.sub(r"\S+\.[A-Za-z][A-Za-z0-9]{1,4}\b", " ", run.answer or "")  # "bakery.png" repeats no fact
     stale = [
         fact
         for fact in [*state.earlier_facts, *spec.get("absent", [])]
         if len(fact) >= STALE_MIN_CHARS
         and not any(_contains(o, fact) or _contains(fact, o) for o in own)
         and not _contains(produced, fact)
-        and _contains(run.answer or "", fact)
+        and _contains(answer, fact)
     ]
     return Check("stale", not stale, f"repeats earlier: {stale}" if stale else "")
 
