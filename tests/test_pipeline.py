@@ -54,9 +54,10 @@ def test_run_goes_through_four_stages_with_three_llm_calls_at_most(tmp_path):
     assert "Translation into French: Bonjour" in run.answer  # and the facts the LLM's sentence left out
     assert set(run.timings) == {"plan", "select", "execute", "respond"}
     assert run.tokens > 0
-    # the respond prompt carries this run's results as facts, and the kinds of files made without their paths
+    # the respond prompt carries this run's results as facts, and what each file is without its path
     respond_prompt = llm.requests[3]["messages"][0]["content"]
-    assert "Translation into French: Bonjour" in respond_prompt and "text-to-speech made an audio file" in respond_prompt
+    assert "Translation into French: Bonjour" in respond_prompt
+    assert "text-to-speech made a file shown to the user: audio made by text-to-speech(" in respond_prompt
     assert speech not in respond_prompt
     # the run directory holds run.json, which loads back to the same Run
     saved = Run.load(f"{run.run_dir}/run.json")
