@@ -104,7 +104,7 @@ def grounded(sentence: str, request: str, plan: Plan, results: Mapping[int, Task
     """The LLM's sentence, if the run does not contradict it, completed with the run's facts."""
     problems = check_answer(sentence, request, plan, results)
     if problems:
-        log.warning("the LLM's answer was replaced: %s", "; ".join(problems))
+        log.warning("the LLM's answer was replaced: %s (it said: %r)", "; ".join(problems), sentence[:300])
         return deterministic_answer(plan, results)
     return complete(sentence, plan, results)
 

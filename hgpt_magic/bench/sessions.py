@@ -77,7 +77,7 @@ class RequestRow:
     answer: str = ""
     error: str | None = None
     seconds: float = 0.0
-    answer_replaced: bool = False
+    answer_replaced: str = ""  # why the grounding check rejected the LLM's answer, if it did
     checks: list[Check] = field(default_factory=list)
 
 
@@ -241,10 +241,12 @@ class _ReplacedAnswers(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self.count = 0
+        self.last = ""
 
     def emit(self, record: logging.LogRecord) -> None:
         if "replaced" in record.getMessage():
             self.count += 1
+            self.last = record.getMessage()
 
 
 @contextlib.contextmanager
@@ -297,7 +299,8 @@ def run_suite(
                     for spec in session["requests"]:
                         before = counter.count
                         row = _run_request(hg, session["id"], spec, state)
-                        row.answer_replaced = counter.count > before
+                        if counter.count > before:
+                            row.answer_replaced = counter.last
                         rows.append(row)
                         if on_row:
                             on_row(row)
@@ -349,7 +352,7 @@ def report(rows: Sequence[RequestRow], skipped: Sequence[str] = ()) -> dict[str,
         "held": sum(c.ok for c in checks) / len(checks) if checks else None,
         "by_kind": by_kind,
         "requests_all_held": sum(all(c.ok for c in r.checks) for r in rows) / len(rows) if rows else None,
-        "answers_replaced": sum(r.answer_replaced for r in rows),
+        "answers_replaced": sum(bool(r.answer_replaced) for r in rows),
         "seconds_per_request": sum(seconds) / len(seconds) if seconds else None,
         "median_seconds_per_request": median(seconds),
         "skipped_sessions": list(skipped),
