@@ -185,9 +185,9 @@ def complete(answer: str, plan: Plan, results: Mapping[int, TaskResult]) -> str:
     facts = [f.line() for f in run_facts(plan, results) if not quotes(answer, f.value)]
     if facts:
         parts.append("\n".join(f"- {line}" for line in facts) if len(facts) > 1 or parts else facts[0])
-    files = produced_files(results)
+    files = file_descriptions(results)
     if files:
-        parts.append("Files:\n" + "\n".join(f"- {path} ({kind}, {task})" for path, kind, task in files))
+        parts.append("Files:\n" + "\n".join(f"- {path} ({task}: {text})" for path, text, task in files))
     failed = failures(plan, results)
     if failed:
         parts.append("Not done:\n" + "\n".join(f"- {line}" for line in failed))
@@ -264,9 +264,10 @@ def _check_numbers(answer: str, request: str, plan: Plan, results: Mapping[int, 
         text = match.group(0).rstrip("%")
         decimals = len(text.split(".")[1]) if "." in text else 0
         value = float(text)
-        if match.group(1):  # 89% agrees with 0.89
-            value, decimals = value / 100, decimals + 2
-        if not any(_agrees(value, decimals, s) for s in sources):
+        readings = [(value, decimals)]
+        if match.group(1):  # 89% agrees with 0.89, and with 89
+            readings.append((value / 100, decimals + 2))
+        if not any(_agrees(v, d, s) for v, d in readings for s in sources):
             problems.append(f"gives a number no result contains: {match.group(0)}")
     return problems
 

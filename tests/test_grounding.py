@@ -111,6 +111,7 @@ def test_named_files_finds_media_files_only():
         ("There are 1.00 faces in the photo.", "not a whole number"),
         ("There are 3 faces in the photo.", "no detection made"),
         ("The detector is 87% sure.", "no result contains"),
+        ("The face is 77 pixels wide.", "no result contains"),
     ],
 )
 def test_an_answer_the_run_contradicts_is_caught_and_replaced(answer, problem):
@@ -120,7 +121,7 @@ def test_an_answer_the_run_contradicts_is_caught_and_replaced(answer, problem):
     final = grounded(answer, "Count the faces in data/photo.png and say it", plan, results)
     assert answer not in final
     assert "Found in photo.png: 1 face" in final
-    assert "runs/1/0.png (image, object-detection)" in final
+    assert "runs/1/0.png (object-detection: image with 1 face boxed)" in final
     assert "text-to-speech (task 1) failed: no available backend serves text-to-speech" in final
 
 
@@ -129,6 +130,7 @@ def test_an_answer_the_run_contradicts_is_caught_and_replaced(answer, problem):
     [
         "There is 1 face in the photo; I could not read it aloud.",
         "One face was found (score 1.00, about 99.7% sure), boxed in runs/1/0.png.",
+        "It is 40% of the way down (at 40 pixels).",
         "The photo data/photo.png shows a single face.",
     ],
 )

@@ -50,7 +50,7 @@ def test_run_goes_through_four_stages_with_three_llm_calls_at_most(tmp_path):
     assert "French" in translation_prompt[0]["content"]
     assert run.answer.startswith("The sign says hello. Files: ...")
     speech = run.results[2].artifact("audio").path
-    assert f"Files:\n- {speech} (audio, text-to-speech)" in run.answer  # the code lists the files, not the LLM
+    assert f"Files:\n- {speech} (text-to-speech: audio made by text-to-speech(" in run.answer  # the code lists the files, not the LLM
     assert "Translation into French: Bonjour" in run.answer  # and the facts the LLM's sentence left out
     assert set(run.timings) == {"plan", "select", "execute", "respond"}
     assert run.tokens > 0
