@@ -55,6 +55,7 @@ SUCCESS_WORDS = re.compile(r"\b(?:succeed\w*|successful(?:ly)?|completed?|worked
 PRODUCED_WORDS = re.compile(r"\b(?:produc\w*|generat\w*|creat\w*|saved|output|made|wrote|written)\b", re.IGNORECASE)
 NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(%?)(?!\w)")
 COUNTED = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s+(faces?|people|persons?|objects?)\b", re.IGNORECASE)
+QUOTED = re.compile(r'"([^"\n]+)"|“([^”\n]+)”|«([^»\n]+)»')
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
@@ -201,8 +202,11 @@ def complete(answer: str, plan: Plan, results: Mapping[int, TaskResult]) -> str:
 
 def check_answer(answer: str, request: str, plan: Plan, results: Mapping[int, TaskResult]) -> list[str]:
     """What in `answer` the run contradicts; empty when nothing does."""
-    return _check_files(answer, request, results) + _check_statuses(answer, plan, results) + _check_numbers(
-        answer, request, plan, results
+    return (
+        _check_files(answer, request, results)
+        + _check_statuses(answer, plan, results)
+        + _check_numbers(answer, request, plan, results)
+        + _check_quotes(answer, request, plan, results)
     )
 
 
@@ -223,6 +227,25 @@ def _check_files(answer: str, request: str, results: Mapping[int, TaskResult]) -
         if inputs and not outputs and PRODUCED_WORDS.search(sentence):
             problems.append(f"calls an input file produced: {inputs[0]}")
     return problems
+
+
+def _check_quotes(answer: str, request: str, plan: Plan, results: Mapping[int, TaskResult]) -> list[str]:
+    """A quoted text is a claim that a result (or the request) says it: "In Spanish: "NO PARQUEO"" when no
+    translation ran is made up."""
+    sources = _letters(" ".join([request, *(json.dumps(t.args, ensure_ascii=False) for t in plan)] + [
+        f"{a.text} {json.dumps(a.data, ensure_ascii=False, default=str)}" for r in results.values() for a in r.artifacts
+    ]))
+    problems = []
+    for quoted in QUOTED.findall(answer):
+        text = next(q for q in quoted if q)
+        if len(_letters(text)) >= 4 and _letters(text) not in sources:
+            problems.append(f"quotes a text no result contains: {text!r}")
+    return problems
+
+
+def _letters(text: str) -> str:
+    """Letters and digits only, lower case: a quote that adds a comma or drops a full stop still matches."""
+    return re.sub(r"[\W_]+", "", text.lower())
 
 
 def _check_statuses(answer: str, plan: Plan, results: Mapping[int, TaskResult]) -> list[str]:

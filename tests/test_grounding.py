@@ -112,6 +112,7 @@ def test_named_files_finds_media_files_only():
         ("There are 3 faces in the photo.", "no detection made"),
         ("The detector is 87% sure.", "no result contains"),
         ("The face is 77 pixels wide.", "no result contains"),
+        ('It found 1 face; in Spanish, "una cara".', "quotes a text no result contains"),
     ],
 )
 def test_an_answer_the_run_contradicts_is_caught_and_replaced(answer, problem):
@@ -131,6 +132,7 @@ def test_an_answer_the_run_contradicts_is_caught_and_replaced(answer, problem):
         "There is 1 face in the photo; I could not read it aloud.",
         "One face was found (score 1.00, about 99.7% sure), boxed in runs/1/0.png.",
         "It is 40% of the way down (at 40 pixels).",
+        'The detector says "1 face: face 1.00" and you asked: "count the faces in data/photo.png".',
         "The photo data/photo.png shows a single face.",
     ],
 )
