@@ -1,17 +1,89 @@
-"""What a session remembers between requests, and how much of it a prompt may carry."""
+"""What a session remembers between requests, and how much of it a prompt may carry.
+
+A notebook keeps one pipeline, so every cell is planned with the cells before it. What helps the next
+plan is what those cells *named and made*: the files (with their paths and media types) and short texts
+such as a transcript or the text read from a sign, so that "now translate what was said" finds the
+transcript. Earlier *answers* do not help: a small model shown them copies them into the next answer
+(seen: every answer after the first repeated the first). So a `Turn` keeps the answer for the user to
+look at (`%hugginggpt history`), but `history_block` never puts it in a prompt.
+"""
 
 from __future__ import annotations
 
+import mimetypes
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .types import Run
+
+#: A file name with an extension, with or without folders ("data/sign.png", "/tmp/a b/x.wav" is cut at the space).
+FILE_NAME = re.compile(r"[\w./~:-]*[\w-]\.[A-Za-z0-9]{2,5}\b")
+
+#: Characters of one earlier text kept for the planner: enough for a transcript or a sign, not a document.
+TEXT_CHARS = 300
+
+
+@dataclass
+class Resource:
+    """Something an earlier cell named or made: a media file (`path`) or a short text.
+
+    `origin` says where it came from ("named in the request", "made by task 0 automatic-speech-recognition").
+    """
+
+    kind: str
+    origin: str
+    path: str | None = None
+    text: str = ""
+
+    def render(self) -> str:
+        if self.path:
+            return f"- {self.kind} file {self.path} ({self.origin})"
+        text = self.text if len(self.text) <= TEXT_CHARS else self.text[: TEXT_CHARS - 1] + "…"
+        return f"- {self.kind} ({self.origin}): {_quoted(text)}"
 
 
 @dataclass
 class Turn:
-    """One earlier exchange of the session, for multi-turn planning ("now read *it* aloud")."""
+    """One earlier cell: the request, what it named and made, and its answer (shown to the user only)."""
 
     request: str
-    answer: str
+    answer: str = ""
+    resources: list[Resource] = field(default_factory=list)
+
+
+def media_kind(name: str) -> str | None:
+    """"image", "audio" or "video" from a file name's extension; None for anything else."""
+    kind = (mimetypes.guess_type(name)[0] or "").split("/")[0]
+    return kind if kind in ("image", "audio", "video") else None
+
+
+def named_files(text: str) -> list[str]:
+    """The media file names written in a text, in order, each once."""
+    found: list[str] = []
+    for name in FILE_NAME.findall(text or ""):
+        if media_kind(name) and name not in found:
+            found.append(name)
+    return found
+
+
+def turn_from_run(run: Run) -> Turn:
+    """The `Turn` a finished run leaves in the history: the files it named and made, and its results as
+    a person would read them ("1 face", not the detector's boxes), failed tasks left out (they made
+    nothing to refer to)."""
+    from .grounding import produced_files, run_facts  # grounding reads file names with this module's helpers
+
+    resources = [
+        Resource(media_kind(name) or "file", "named in the request", path=name) for name in named_files(run.request)
+    ]
+    if run.plan is not None:
+        for fact in run_facts(run.plan, run.results):
+            resources.append(Resource("text", f"made by task {fact.task_id} {fact.task}", text=fact.value))
+    for path, kind, task in produced_files(run.results):
+        resources.append(Resource(kind, f"made by {task}", path=path))
+    return Turn(run.request, run.answer or "", resources)
 
 
 def estimate_tokens(text: str) -> int:
@@ -19,15 +91,29 @@ def estimate_tokens(text: str) -> int:
     return len(text) // 4 + 1
 
 
+def render_turn(number: int, turn: Turn) -> str:
+    """One earlier cell as the planner sees it: the request, then what it named and made."""
+    lines = [f"Request {number}: {_quoted(turn.request)}"]
+    lines += [r.render() for r in turn.resources]
+    return "\n".join(lines)
+
+
 def history_block(history: Sequence[Turn], budget_tokens: int) -> str:
-    """The most recent turns that fit the token budget, oldest first."""
-    lines: list[str] = []
+    """The most recent turns that fit the token budget, oldest first, numbered as in the session.
+
+    Requests and resources only, never answers (see the module docstring). Empty when there is no history.
+    """
+    entries: list[str] = []
     used = 0
-    for turn in reversed(history):
-        entry = f"User: {turn.request}\nAssistant: {turn.answer}"
+    for number in range(len(history), 0, -1):
+        entry = render_turn(number, history[number - 1])
         cost = estimate_tokens(entry)
         if used + cost > budget_tokens:
             break
-        lines.insert(0, entry)
+        entries.insert(0, entry)
         used += cost
-    return "\n".join(lines)
+    return "\n".join(entries)
+
+
+def _quoted(text: str) -> str:
+    return '"' + " ".join(text.split()).replace('"', "'") + '"'

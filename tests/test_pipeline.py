@@ -52,12 +52,15 @@ def test_run_goes_through_four_stages_with_three_llm_calls_at_most(tmp_path):
     assert "French" in translation_prompt[0]["content"]
     assert run.answer.startswith("The sign says hello. Files: ...")
     speech = run.results[2].artifact("audio").path
-    assert run.answer.endswith(f"Files:\n- {speech}")  # paths the LLM left out are appended
+    assert f"Files:\n- {speech} (text-to-speech: audio made by text-to-speech(" in run.answer  # the code lists the files, not the LLM
+    assert "Translation into French: Bonjour" in run.answer  # and the facts the LLM's sentence left out
     assert set(run.timings) == {"plan", "select", "execute", "respond"}
     assert run.tokens > 0
-    # the respond prompt carries each task's model, reason and outputs
+    # the respond prompt carries this run's results as facts, and what each file is without its path
     respond_prompt = llm.requests[3]["messages"][0]["content"]
-    assert "task 1 translation with model controller-llm" in respond_prompt and "Bonjour" in respond_prompt
+    assert "Translation into French: Bonjour" in respond_prompt
+    assert "text-to-speech made a file shown to the user: audio made by text-to-speech(" in respond_prompt
+    assert speech not in respond_prompt
     # the run directory holds run.json, which loads back to the same Run
     saved = Run.load(f"{run.run_dir}/run.json")
     assert saved.to_dict() == run.to_dict()
@@ -85,8 +88,7 @@ def test_failing_respond_call_gives_a_deterministic_summary(tmp_path):
     hg, _ = make_hg(tmp_path, [json.dumps(plan)])  # no reply left for the respond call: it raises
     run = hg.run("read IMAGE")
     assert run.status == "done"
-    assert run.answer.startswith("Ran 1 of 1 tasks")
-    assert "task 0 image-to-text with model sleep-0" in run.answer
+    assert run.answer.startswith("Text in sign.png: image-to-text(image=")  # the result, stated by the code
     assert run.llm_calls[-1].stage == "respond" and run.llm_calls[-1].error
 
 

@@ -1,0 +1,413 @@
+"""Notebook sessions: one pipeline, several requests in a row, as people use the magic.
+
+TaskBench scores single plans in another vocabulary; it cannot see a second cell copying the first
+cell's answer, a plan that reads a file nobody named, or an answer that calls a finished task failed.
+This bench runs suites of sessions on real files (made by `session_data`) and checks every request:
+
+- plan:        a valid plan was made (no `PlanError`)
+- tasks:       each required task type is in the plan (`"tasks": ["image-to-text", "a|b"]`)
+- unrequested: no task outside the required and allowed ones (`"allow": [...]`)
+- files:       every file argument was named by a request of the session or made by one of its runs
+- speech:      text-to-speech is given text meant for people, not raw data (boxes, JSON)
+- facts:       the answer states each expected fact (`"facts": ["15.70", "one|1 face"]`, any spelling given)
+- stale:       the answer repeats no fact of an earlier request that this run did not produce itself
+- status:      failed tasks are reported as not done; no finished task is said to have failed
+
+A suite is JSON: `{"files": {name: recipe}, "sessions": [{"id", "requests": [{"text", ...}]}]}`; a
+request's text writes `{data}/name` for a suite file. Adding an expert means adding sessions (and, if it
+needs a new kind of input, a recipe in `session_data.MAKERS`), no code here.
+
+    python -m hgpt_magic.bench sessions --limit 5            # the dev suite on the embedded model
+    python -m hgpt_magic.bench sessions --suite held_out.json --out figures.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..history import media_kind, named_files
+from ..types import GENERATED_RE, Run
+from . import data_path, emit, median, table
+from .session_data import make_files
+
+CHECK_KINDS = ("plan", "tasks", "unrequested", "files", "speech", "facts", "stale", "status")
+
+#: The folder name a request's `{data}` stands for (relative: as a notebook next to its data writes it).
+DATA_DIR = "data"
+
+#: Shorter facts ("1", "no") are too common to call a repeat of them stale.
+STALE_MIN_CHARS = 4
+
+FAILED_WORDS = re.compile(
+    r"\b(?:fail\w*|not done|did not run|skipped|could ?n[o']t|could not|cannot|can't|unable|not available|no \w* ?(?:model|backend)|"
+    r"needs? a remote|not (?:be )?(?:possible|run|completed?|successful))\b",
+    re.IGNORECASE,
+)
+#: What raw detector or JSON output looks like when it is fed to speech.
+RAW_DATA = re.compile(r"\(\s*\d+\s*,\s*\d+\s*,\s*\d+\s*,\s*\d+\s*\)|[{}\[\]]|\"\w+\"\s*:")
+
+
+@dataclass
+class Check:
+    kind: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass
+class RequestRow:
+    """One request of one session: what was planned, what happened, the answer and the checks."""
+
+    session: str
+    request: str
+    plan: list[str] = field(default_factory=list)
+    statuses: list[str] = field(default_factory=list)
+    answer: str = ""
+    error: str | None = None
+    seconds: float = 0.0
+    answer_replaced: str = ""  # why the grounding check rejected the LLM's answer, if it did
+    checks: list[Check] = field(default_factory=list)
+
+
+@dataclass
+class SessionState:
+    """What the session has named and made so far, and the facts of its earlier requests."""
+
+    named: set[str] = field(default_factory=set)
+    made: set[str] = field(default_factory=set)
+    earlier_facts: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- the checks
+
+
+def _norm(text: str) -> str:
+    return " ".join(str(text).lower().split())
+
+
+def _contains(haystack: str, needle: str) -> bool:
+    """Case- and spacing-blind containment (OCR writes "CORNERBAKERY" for "CORNER BAKERY")."""
+    hay, nee = _norm(haystack), _norm(needle)
+    return nee in hay or nee.replace(" ", "") in hay.replace(" ", "")
+
+
+def _alternatives(entry: str) -> list[str]:
+    return [a.strip() for a in entry.split("|") if a.strip()]
+
+
+def _results_text(run: Run) -> str:
+    parts = []
+    for result in run.results.values():
+        for artifact in result.artifacts:
+            parts.append(artifact.text)
+            if artifact.data is not None:
+                parts.append(json.dumps(artifact.data, ensure_ascii=False, default=str))
+    return "\n".join(parts)
+
+
+def check_request(spec: Mapping[str, Any], run: Run, state: SessionState) -> list[Check]:
+    """Every check of one request against its run (see the module docstring)."""
+    checks = [Check("plan", run.plan is not None, run.error or "")]
+    planned = [t.task for t in run.plan] if run.plan is not None else []
+    for group in spec.get("tasks", []):
+        wanted = _alternatives(group)
+        checks.append(Check("tasks", any(t in wanted for t in planned), f"{group} in {planned}"))
+    if run.plan is None:
+        checks += [Check("facts", False, f"no plan for {fact!r}") for fact in spec.get("facts", [])]
+        return checks
+    allowed = {a for g in [*spec.get("tasks", []), *spec.get("allow", [])] for a in _alternatives(g)}
+    extra = sorted({t for t in planned if t not in allowed})
+    checks.append(Check("unrequested", not extra, f"unrequested: {extra}" if extra else ""))
+    checks.append(_check_files(run, state))
+    checks += _check_speech(run)
+    answer = run.answer or ""
+    for fact in spec.get("facts", []):
+        found = any(_contains(answer, alt) for alt in _alternatives(fact))
+        checks.append(Check("facts", found, "" if found else f"missing {fact!r}"))
+    checks.append(_check_stale(spec, run, state))
+    if len(run.plan):
+        checks.append(_check_status(run))
+    return checks
+
+
+def _check_files(run: Run, state: SessionState) -> Check:
+    known = {Path(p).name for p in state.named | state.made}
+    invented = []
+    for task in run.plan:
+        for value in task.args.values():
+            value = str(value)
+            if GENERATED_RE.search(value):
+                continue
+            for name in named_files(value) or ([value] if media_kind(value) else []):
+                if Path(name).name not in known:
+                    invented.append(name)
+    return Check("files", not invented, f"invented: {invented}" if invented else "")
+
+
+def _check_speech(run: Run) -> list[Check]:
+    checks = []
+    for result in run.results.values():
+        if result.task == "text-to-speech" and result.inputs.get("text"):
+            text = result.inputs["text"]
+            raw = RAW_DATA.search(text)
+            checks.append(Check("speech", raw is None, f"speaks raw data: {text[:80]!r}" if raw else ""))
+    return checks
+
+
+def _check_stale(spec: Mapping[str, Any], run: Run, state: SessionState) -> Check:
+    own = [alt for fact in spec.get("facts", []) for alt in _alternatives(fact)]
+    produced = "\n".join([_results_text(run), run.request, *(json.dumps(t.args) for t in run.plan)])
+    answer = re.sub(r"\S+\.[A-Za-z][A-Za-z0-9]{1,4}\b", " ", run.answer or "")  # "bakery.png" repeats no fact
+    stale = [
+        fact
+        for fact in [*state.earlier_facts, *spec.get("absent", [])]
+        if len(fact) >= STALE_MIN_CHARS
+        and not any(_contains(o, fact) or _contains(fact, o) for o in own)
+        and not _contains(produced, fact)
+        and _contains(answer, fact)
+    ]
+    return Check("stale", not stale, f"repeats earlier: {stale}" if stale else "")
+
+
+def _check_status(run: Run) -> Check:
+    answer = run.answer or ""
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+|\n+", answer) if s.strip()]
+    bad = []
+    failed = [r for r in run.results.values() if r.status != "done"]
+    missing = [r.task for r in run.plan if r.id not in run.results]
+    if (failed or missing) and not FAILED_WORDS.search(answer):
+        bad.append(f"does not say that {[r.task for r in failed] + missing} did not finish")
+    failed_types = {r.task for r in failed}
+    for result in run.results.values():
+        if result.status != "done" or result.task in failed_types:
+            continue
+        for sentence in sentences:
+            if result.task in sentence.lower() and FAILED_WORDS.search(sentence):
+                if not any(t in sentence.lower() for t in failed_types):
+                    bad.append(f"calls {result.task} failed: {sentence.strip()[:100]!r}")
+    return Check("status", not bad, "; ".join(bad))
+
+
+# --------------------------------------------------------------------------- running a suite
+
+
+def load_suite(path: str | Path) -> dict[str, Any]:
+    suite = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(suite.get("sessions"), list):
+        raise ValueError(f"{path}: a suite is {{'files': {{...}}, 'sessions': [...]}}")
+    return suite
+
+
+def suite_problems(suite: Mapping[str, Any]) -> list[str]:
+    """What is wrong with a suite before anything runs: unknown recipes, undeclared files, unknown task types."""
+    from ..registry import default_registry
+    from .session_data import MAKERS
+
+    registry = default_registry()
+    problems = [
+        f"{name}: unknown recipe {dict(recipe)}"
+        for name, recipe in suite.get("files", {}).items()
+        if len(recipe) != 1 or next(iter(recipe)) not in MAKERS
+    ]
+    for session in suite["sessions"]:
+        for name in sorted(_files_needed(session) - set(suite.get("files", {}))):
+            problems.append(f"{session['id']}: {{data}}/{name} is not in the suite's files")
+        for spec in session["requests"]:
+            for group in [*spec.get("tasks", []), *spec.get("allow", [])]:
+                problems += [f"{session['id']}: unknown task type {t!r}" for t in _alternatives(group) if t not in registry]
+    return problems
+
+
+def _files_needed(session: Mapping[str, Any]) -> set[str]:
+    pattern = re.compile(r"\{data\}/([\w.-]+)")
+    return {name for req in session["requests"] for name in pattern.findall(req["text"])}
+
+
+class _ReplacedAnswers(logging.Handler):
+    """Counts the responder's "answer was replaced" warnings (the grounding check rejected the LLM)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+        self.last = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "replaced" in record.getMessage():
+            self.count += 1
+            self.last = record.getMessage()
+
+
+@contextlib.contextmanager
+def _inside(folder: Path) -> Iterator[None]:
+    previous = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+def run_suite(
+    suite: Mapping[str, Any],
+    llm: Any,
+    experts: Any = "auto",
+    *,
+    limit: int | None = None,
+    workdir: str | Path | None = None,
+    on_row: Callable[[RequestRow], None] | None = None,
+    **pipeline_options: Any,
+) -> tuple[list[RequestRow], list[str]]:
+    """Run the first `limit` sessions of `suite`, each in a fresh pipeline sharing `llm` and the experts.
+
+    Returns the request rows and the sessions skipped (with why: a file that could not be made).
+    `pipeline_options` go to `HuggingGPT` (a catalogue, say).
+    """
+    from ..experts import make_experts
+    from ..pipeline import HuggingGPT
+
+    backends = make_experts(experts)
+    sessions = list(suite["sessions"])[:limit] if limit else list(suite["sessions"])
+    rows: list[RequestRow] = []
+    skipped: list[str] = []
+    counter = _ReplacedAnswers()
+    logging.getLogger("hgpt_magic.responder").addHandler(counter)
+    with tempfile.TemporaryDirectory(prefix="hgpt-sessions-") as tmp:
+        root = Path(workdir) if workdir else Path(tmp)
+        made = make_files(suite.get("files", {}), root / DATA_DIR)
+        try:
+            with _inside(root):
+                for session in sessions:
+                    missing = [n for n in _files_needed(session) if not isinstance(made.get(n), Path)]
+                    if missing:
+                        reasons = {n: str(made.get(n) or "not declared in the suite's files") for n in missing}
+                        skipped.append(f"{session['id']}: {reasons}")
+                        continue
+                    hg = HuggingGPT(llm=llm, experts=backends, out_dir=root / "runs", **pipeline_options)
+                    state = SessionState()
+                    for spec in session["requests"]:
+                        before = counter.count
+                        row = _run_request(hg, session["id"], spec, state)
+                        if counter.count > before:
+                            row.answer_replaced = counter.last
+                        rows.append(row)
+                        if on_row:
+                            on_row(row)
+        finally:
+            logging.getLogger("hgpt_magic.responder").removeHandler(counter)
+    return rows, skipped
+
+
+def _run_request(hg: Any, session_id: str, spec: Mapping[str, Any], state: SessionState) -> RequestRow:
+    from ..planning import PlanError
+
+    text = spec["text"].replace("{data}", DATA_DIR)
+    state.named |= set(named_files(text))
+    start = time.perf_counter()
+    error = None
+    try:
+        run = hg.run(text)
+    except PlanError as exc:
+        run, error = hg.last_run, str(exc)
+    except Exception as exc:  # noqa: BLE001 - an LLM or expert crash is a failed request, not a failed bench
+        run, error = hg.last_run, f"{type(exc).__name__}: {exc}"
+    seconds = time.perf_counter() - start
+    row = RequestRow(session_id, text, error=error, seconds=seconds, answer=run.answer or "")
+    if run.plan is not None:
+        row.plan = [t.task for t in run.plan]
+        row.statuses = [run.results[t.id].status if t.id in run.results else "not run" for t in run.plan]
+    row.checks = check_request(spec, run, state)
+    state.made |= {a.path for r in run.results.values() for a in r.artifacts if a.path}
+    state.earlier_facts += [alt for fact in spec.get("facts", []) for alt in _alternatives(fact)]
+    return row
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def report(rows: Sequence[RequestRow], skipped: Sequence[str] = ()) -> dict[str, Any]:
+    """The share of checks that hold, overall and per kind, and seconds per request."""
+    checks = [c for r in rows for c in r.checks]
+    by_kind = {}
+    for kind in CHECK_KINDS:
+        of_kind = [c for c in checks if c.kind == kind]
+        if of_kind:
+            by_kind[kind] = {"held": sum(c.ok for c in of_kind) / len(of_kind), "failed": sum(not c.ok for c in of_kind)}
+    seconds = [r.seconds for r in rows]
+    return {
+        "sessions": len({r.session for r in rows}),
+        "requests": len(rows),
+        "checks": len(checks),
+        "held": sum(c.ok for c in checks) / len(checks) if checks else None,
+        "by_kind": by_kind,
+        "requests_all_held": sum(all(c.ok for c in r.checks) for r in rows) / len(rows) if rows else None,
+        "answers_replaced": sum(bool(r.answer_replaced) for r in rows),
+        "seconds_per_request": sum(seconds) / len(seconds) if seconds else None,
+        "median_seconds_per_request": median(seconds),
+        "skipped_sessions": list(skipped),
+    }
+
+
+def readable(figures: Mapping[str, Any]) -> str:
+    rows = [("all checks", figures["held"], figures["checks"] - round((figures["held"] or 0) * figures["checks"]))]
+    rows += [(kind, v["held"], v["failed"]) for kind, v in figures["by_kind"].items()]
+    lines = [table(rows, ["check", "share held", "failed"])]
+    lines.append(
+        f"{figures['requests']} requests in {figures['sessions']} sessions; "
+        f"{figures['answers_replaced']} LLM answers replaced by the grounding check; "
+        f"{figures['seconds_per_request'] or 0:.1f} s per request (median {figures['median_seconds_per_request'] or 0:.1f} s)"
+    )
+    lines += [f"skipped {s}" for s in figures["skipped_sessions"]]
+    return "\n".join(lines)
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    parser = parser or argparse.ArgumentParser(prog="python -m hgpt_magic.bench sessions")
+    parser.add_argument("--suite", default=str(data_path("sessions_dev.json")), help="the suite (default: the dev suite)")
+    parser.add_argument("--llm", default=None, help="controller LLM spec (default: $HGPT_LLM, else the embedded model)")
+    parser.add_argument("--experts", default="auto", help="expert backends spec (default: auto)")
+    parser.add_argument("--limit", type=int, default=None, help="run only the first N sessions (after --start)")
+    parser.add_argument("--start", type=int, default=0, help="skip the first N sessions (to measure a suite in parts)")
+    parser.add_argument("--out", default=None, help="write the figures and every request's row as JSON here")
+    parser.add_argument("--details", default=None, help="append one JSON line per request here as it finishes")
+    parser.add_argument("--threads", type=int, default=None, help="threads for the embedded model (default: its own)")
+    parser.add_argument("--quiet", action="store_true", help="no per-request progress on stderr")
+    return parser
+
+
+def main(args: argparse.Namespace) -> int:
+    from . import load_llm
+
+    suite = load_suite(args.suite)
+    suite = {**suite, "sessions": suite["sessions"][args.start :]}
+    llm = load_llm(args.llm, args.threads)
+
+    def progress(row: RequestRow) -> None:
+        if args.details:
+            with open(args.details, "a", encoding="utf-8") as details:
+                details.write(json.dumps(asdict(row), ensure_ascii=False) + "\n")
+        if args.quiet:
+            return
+        failed = [f"{c.kind}: {c.detail}" for c in row.checks if not c.ok]
+        mark = "ok  " if not failed else "FAIL"
+        print(f"{mark} {row.seconds:5.1f}s [{row.session}] {row.request[:70]!r} -> {row.plan}", file=sys.stderr)
+        for line in failed:
+            print(f"       {line}", file=sys.stderr)
+        sys.stderr.flush()
+
+    rows, skipped = run_suite(suite, llm, args.experts, limit=args.limit, on_row=progress)
+    figures = {"bench": "sessions", "suite": str(args.suite), "llm": getattr(llm, "name", str(llm))}
+    figures.update(report(rows, skipped))
+    emit(figures, readable(figures), args.out, details={"rows": [asdict(r) for r in rows]})
+    return 0

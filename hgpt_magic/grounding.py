@@ -1,0 +1,348 @@
+"""Answers that agree with the run: its facts stated by code, and a check of what the LLM wrote.
+
+A small model asked to report a run gets paths, statuses and numbers wrong ("the file produced is
+SPEECH.wav" for the input, "task 1 was not successful" for a task that succeeded, "1.00 faces").
+So the facts the user asked for (the text read, the transcript, the count, the score) are written by
+`run_facts` from the results, produced files by `produced_files`, failures by `failures`; the LLM
+only adds a short sentence, and `check_answer` rejects that sentence when it names a file the run
+neither used nor made, calls a task's status the opposite of what it was, or gives a number no result
+contains. `deterministic_answer` is what the user reads when there is no acceptable LLM sentence.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .history import media_kind, named_files
+from .types import GENERATED_RE, Plan, TaskResult
+
+#: Characters of one text result quoted in the answer (a receipt fits; a book does not).
+VALUE_CHARS = 800
+
+#: How each task type's text result is introduced; `{src}` is what the task read.
+LABELS = {
+    "image-to-text": "Text in {src}",
+    "automatic-speech-recognition": "Transcript of {src}",
+    "translation": "Translation",
+    "summarization": "Summary",
+    "text-generation": "Text",
+    "text2text-generation": "Rewritten",
+    "conversational": "Reply",
+    "question-answering": "Answer",
+    "document-question-answering": "Answer from {src}",
+    "visual-question-answering": "Answer about {src}",
+    "text-classification": "Labels",
+    "token-classification": "Entities",
+    "image-classification": "Labels for {src}",
+    "audio-classification": "Labels for {src}",
+    "tabular-classification": "Classes in {src}",
+    "object-detection": "Found in {src}",
+    "image-segmentation": "Regions in {src}",
+    "sentence-similarity": "Similarity",
+}
+
+FAILURE_WORDS = re.compile(
+    r"\b(?:fail\w*|unsuccessful|error\w*|unable|cannot|can ?not|could ?n[o']t|could not|did ?n[o']t (?:work|run|succeed)"
+    r"|not (?:be )?(?:successful|succeed\w*|completed?|run|used|possible|available|performed|executed))\b",
+    re.IGNORECASE,
+)
+SUCCESS_WORDS = re.compile(r"\b(?:succeed\w*|successful(?:ly)?|completed?|worked|was done|were done)\b", re.IGNORECASE)
+PRODUCED_WORDS = re.compile(r"\b(?:produc\w*|generat\w*|creat\w*|saved|output|made|wrote|written)\b", re.IGNORECASE)
+NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(%?)(?!\w)")
+COUNTED = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s+(faces?|people|persons?|objects?)\b", re.IGNORECASE)
+QUOTED = re.compile(r'"([^"\n]+)"|“([^”\n]+)”|«([^»\n]+)»')
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+@dataclass
+class Fact:
+    """One result the user may have asked for, in words: `label: value`."""
+
+    task_id: int
+    task: str
+    label: str
+    value: str
+
+    def line(self) -> str:
+        return f"{self.label}: {self.value}"
+
+
+def number(value: float) -> str:
+    """A number as a person writes it: 3 not 3.0, 0.89 not 0.8912."""
+    return str(int(value)) if float(value).is_integer() else f"{value:.2f}"
+
+
+def counted(n: int, noun: str) -> str:
+    """ "1 face", "2 faces" (nouns ending in s stay as they are)."""
+    return f"{n} {noun}" if n == 1 or noun.endswith("s") else f"{n} {noun}s"
+
+
+def source(task_args: Mapping[str, str]) -> str:
+    """What a task read, for a label: a file's name, or "the output of task N"."""
+    for value in task_args.values():
+        match = GENERATED_RE.search(str(value))
+        if match:
+            return f"the output of task {match.group(1)}"
+        if media_kind(str(value)):
+            return Path(str(value)).name
+    return "the input"
+
+
+def _detections(data: Any) -> str | None:
+    """ "2 faces, 1 dog" from a detector's `[{"label", "score", "box"}]`; None if it is not that shape
+    (an empty list is left to the artifact's own text: "no faces found" says more than "nothing")."""
+    if not data or not isinstance(data, list) or not all(isinstance(d, dict) and "label" in d for d in data):
+        return None
+    counts: dict[str, int] = {}
+    for item in data:
+        counts[str(item["label"])] = counts.get(str(item["label"]), 0) + 1
+    return ", ".join(counted(n, label) for label, n in counts.items())
+
+
+def succeeded(results: Mapping[int, TaskResult]) -> bool:
+    """Whether any task finished: with none, there is nothing for an LLM sentence to report."""
+    return any(r.status == "done" for r in results.values())
+
+
+def _value(task: str, text: str, data: Any) -> str:
+    """The readable value of one non-file artifact."""
+    detections = _detections(data)
+    if detections is not None:
+        return detections
+    if isinstance(data, dict) and isinstance(data.get("score"), int | float) and task == "sentence-similarity":
+        return number(data["score"]) + " (cosine similarity, -1 to 1)"
+    text = " ".join(text.split()) if "\n" not in text.strip() else text.strip()
+    if not text:
+        text = json.dumps(data, ensure_ascii=False, default=str) if data is not None else ""
+    return text if len(text) <= VALUE_CHARS else text[: VALUE_CHARS - 1] + "…"
+
+
+def run_facts(plan: Plan, results: Mapping[int, TaskResult]) -> list[Fact]:
+    """The non-file results of the tasks that ran, in plan order, each labelled by what it is."""
+    facts = []
+    for task in plan:
+        result = results.get(task.id)
+        if result is None or result.status != "done":
+            continue
+        label = LABELS.get(task.task, f"Result of {task.task}").format(src=source(task.args))
+        if task.task == "translation" and task.args.get("language"):
+            label += f" into {task.args['language']}"
+        for artifact in result.artifacts:
+            if artifact.path:
+                continue
+            value = _value(task.task, artifact.text, artifact.data)
+            if value:
+                facts.append(Fact(task.id, task.task, label, value))
+    return facts
+
+
+def produced_files(results: Mapping[int, TaskResult]) -> list[tuple[str, str, str]]:
+    """(path, kind, task type) of every file the run made, in task order."""
+    return [
+        (a.path, a.kind, results[tid].task)
+        for tid in sorted(results)
+        for a in results[tid].artifacts
+        if a.path and results[tid].status == "done"
+    ]
+
+
+def file_descriptions(results: Mapping[int, TaskResult]) -> list[tuple[str, str, str]]:
+    """(path, what the file is, task type) of every file the run made: "Canny edge map 256x256, ..."."""
+    return [
+        (a.path, a.text or f"{a.kind} file", results[tid].task)
+        for tid in sorted(results)
+        for a in results[tid].artifacts
+        if a.path and results[tid].status == "done"
+    ]
+
+
+def failures(plan: Plan, results: Mapping[int, TaskResult]) -> list[str]:
+    """One line per task that did not run to the end, with the reason."""
+    lines = []
+    for task in plan:
+        result = results.get(task.id)
+        if result is None or result.status in ("pending", "running"):
+            lines.append(f"{task.task} (task {task.id}) did not run")
+        elif result.status != "done":
+            reason = (result.error or "no reason given").strip()
+            lines.append(f"{task.task} (task {task.id}) {result.status}: {reason}")
+    return lines
+
+
+def deterministic_answer(plan: Plan, results: Mapping[int, TaskResult]) -> str:
+    """A readable answer from the results alone: facts, files, failures (see `complete`)."""
+    return complete("", plan, results)
+
+
+def complete(answer: str, plan: Plan, results: Mapping[int, TaskResult]) -> str:
+    """`answer` followed by what the code states itself: the facts it does not already quote, the
+    produced files and the failures. With an empty `answer`, that is the whole answer."""
+    parts = [answer.strip()] if answer.strip() else []
+    facts = [f.line() for f in run_facts(plan, results) if not quotes(answer, f.value)]
+    if facts:
+        parts.append("\n".join(f"- {line}" for line in facts) if len(facts) > 1 or parts else facts[0])
+    files = file_descriptions(results)
+    if files:
+        parts.append("Files:\n" + "\n".join(f"- {path} ({task}: {text})" for path, text, task in files))
+    failed = failures(plan, results)
+    if failed:
+        parts.append("Not done:\n" + "\n".join(f"- {line}" for line in failed))
+    if not parts:
+        return "The tasks ran but produced nothing to report."
+    return "\n\n".join(parts)
+
+
+# --------------------------------------------------------------------------- checking the LLM's answer
+
+
+def check_answer(answer: str, request: str, plan: Plan, results: Mapping[int, TaskResult]) -> list[str]:
+    """What in `answer` the run contradicts; empty when nothing does."""
+    return (
+        _check_files(answer, request, results)
+        + _check_statuses(answer, plan, results)
+        + _check_numbers(answer, request, plan, results)
+        + _check_quotes(answer, request, plan, results)
+    )
+
+
+def _check_files(answer: str, request: str, results: Mapping[int, TaskResult]) -> list[str]:
+    made = {path for path, _, _ in produced_files(results)}
+    made_names = {Path(p).name for p in made}
+    used = set(named_files(request))
+    used |= {v for r in results.values() for v in r.inputs.values() if media_kind(str(v))}
+    used_names = {Path(p).name for p in used}
+    problems = []
+    for name in named_files(answer):
+        base = Path(name).name
+        if name not in made | used and base not in made_names | used_names:
+            problems.append(f"names a file the run neither used nor made: {name}")
+    for sentence in _sentences(answer):
+        inputs = [n for n in named_files(sentence) if Path(n).name in used_names - made_names]
+        outputs = [n for n in named_files(sentence) if Path(n).name in made_names]
+        if inputs and not outputs and PRODUCED_WORDS.search(sentence):
+            problems.append(f"calls an input file produced: {inputs[0]}")
+    return problems
+
+
+def _check_quotes(answer: str, request: str, plan: Plan, results: Mapping[int, TaskResult]) -> list[str]:
+    """A quoted text is a claim that a result (or the request) says it: "In Spanish: "NO PARQUEO"" when no
+    translation ran is made up."""
+    sources = _letters(" ".join([request, *(json.dumps(t.args, ensure_ascii=False) for t in plan)] + [
+        f"{a.text} {json.dumps(a.data, ensure_ascii=False, default=str)}" for r in results.values() for a in r.artifacts
+    ]))
+    problems = []
+    for quoted in QUOTED.findall(answer):
+        text = next(q for q in quoted if q)
+        if len(_letters(text)) >= 4 and _letters(text) not in sources:
+            problems.append(f"quotes a text no result contains: {text!r}")
+    return problems
+
+
+def _letters(text: str) -> str:
+    """Letters and digits only, lower case: a quote that adds a comma or drops a full stop still matches."""
+    return re.sub(r"[\W_]+", "", text.lower())
+
+
+def _check_statuses(answer: str, plan: Plan, results: Mapping[int, TaskResult]) -> list[str]:
+    status = {t.id: (results[t.id].status if t.id in results else "pending") for t in plan}
+    problems = []
+    for sentence in _sentences(answer):
+        named = _tasks_named(sentence, plan)
+        if not named:
+            continue
+        states = {status[t] for t in named}
+        if FAILURE_WORDS.search(sentence) and states == {"done"}:
+            problems.append(f"says a task that succeeded did not: {sentence.strip()!r}")
+        elif SUCCESS_WORDS.search(sentence) and not FAILURE_WORDS.search(sentence) and "done" not in states:
+            problems.append(f"says a task that did not succeed did: {sentence.strip()!r}")
+    return problems
+
+
+def _tasks_named(sentence: str, plan: Plan) -> set[int]:
+    """The plan's tasks a sentence is about: by "task N", else by task type name."""
+    lower = sentence.lower()
+    by_id = {int(m) for m in re.findall(r"\btask\s*#?(\d+)\b", lower)} & set(plan.ids)
+    if by_id:
+        return by_id
+    return {t.id for t in plan if t.task in lower}
+
+
+def _check_numbers(answer: str, request: str, plan: Plan, results: Mapping[int, TaskResult]) -> list[str]:
+    sources = _source_numbers(request, plan, results)
+    problems = []
+    counts = _detection_counts(results)
+    for match in COUNTED.finditer(answer):
+        value, noun = match.group(1), match.group(2).lower()
+        if "." in value:
+            problems.append(f"gives a count that is not a whole number: {match.group(0)!r}")
+        elif counts and int(value) not in counts.get(noun.rstrip("s"), set()) | counts.get("*", set()):
+            problems.append(f"gives a count no detection made: {match.group(0)!r}")
+    without_files = re.sub(r"\S*\.[A-Za-z][A-Za-z0-9]{1,4}\b", " ", answer)  # "run-20.png" is no number
+    for match in NUMBER.finditer(without_files):
+        text = match.group(0).rstrip("%")
+        decimals = len(text.split(".")[1]) if "." in text else 0
+        value = float(text)
+        readings = [(value, decimals)]
+        if match.group(1):  # 89% agrees with 0.89, and with 89
+            readings.append((value / 100, decimals + 2))
+        if not any(_agrees(v, d, s) for v, d in readings for s in sources):
+            problems.append(f"gives a number no result contains: {match.group(0)}")
+    return problems
+
+
+def _source_numbers(request: str, plan: Plan, results: Mapping[int, TaskResult]) -> list[float]:
+    texts = [request] + [json.dumps(t.args) for t in plan]
+    for result in results.values():
+        texts.append(result.error or "")
+        for artifact in result.artifacts:
+            texts.append(artifact.text)
+            texts.append(json.dumps(artifact.data, default=str) if artifact.data is not None else "")
+    found = [float(n) for n in re.findall(r"-?\d+(?:\.\d+)?", " ".join(texts))]
+    found += [float(i) for i in range(len(plan) + 1)]  # "task 1", "2 tasks"
+    for counts in _detection_counts(results).values():
+        found += [float(c) for c in counts]
+    return found
+
+
+def _agrees(value: float, decimals: int, source: float) -> bool:
+    """`value`, written with `decimals`, is `source` rounded to that precision (0.89 agrees with 0.8912)."""
+    return abs(round(source, decimals) - value) < 10 ** (-decimals) / 2 + 1e-9 or abs(source - value) < 1e-9
+
+
+def _detection_counts(results: Mapping[int, TaskResult]) -> dict[str, set[int]]:
+    """Per label (and "*" for any), the counts the detectors reported."""
+    counts: dict[str, set[int]] = {}
+    for result in results.values():
+        for artifact in result.artifacts:
+            data = artifact.data
+            if isinstance(data, list) and all(isinstance(d, dict) and "label" in d for d in data):
+                per: dict[str, int] = {}
+                for item in data:
+                    per[str(item["label"]).lower()] = per.get(str(item["label"]).lower(), 0) + 1
+                for label, n in per.items():
+                    counts.setdefault(label, set()).add(n)
+                counts.setdefault("*", set()).add(len(data))
+                counts.setdefault("people", set()).add(per.get("face", 0) + per.get("person", 0))
+                counts.setdefault("person", set()).add(per.get("face", 0) + per.get("person", 0))
+    return counts
+
+
+def _sentences(text: str) -> list[str]:
+    return [s for s in SENTENCE_END.split(text) if s.strip()]
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def quotes(answer: str, value: str) -> bool:
+    """Whether `answer` already states `value` (case, spacing, quotes and end punctuation aside)."""
+    def bare(text: str) -> str:
+        return _norm(re.sub(r"[\"'“”‘’«»]", "", text)).strip(" .!?;:")
+
+    return bool(bare(value)) and bare(value) in bare(answer)
