@@ -241,3 +241,21 @@ def test_silero_finds_where_the_speech_is(experts, tmp_path):
     soundfile.write(tmp_path / "noise.wav", np.concatenate([np.zeros(rate, np.float32), noise]), rate)
     [quiet] = run(experts, tmp_path, "audio-classification", SILERO_VAD_ID, audio=tmp_path / "noise.wav")
     assert quiet.data["label"] == "no speech" and quiet.data["segments"] == []
+
+
+@pytest.mark.slow
+def test_embedded_llm_labels_and_tags_zero_shot(tmp_path):
+    """The real controller LLM under the JSON schemas: a label from the enum, entities from the text."""
+    from hgpt_magic.local_llm import get_local_llm
+
+    llm = get_local_llm()
+    label_ctx = ExpertContext(run_dir=tmp_path, task_id=1, task="text-classification", llm=llm)
+    [label] = LLMExperts().run(
+        "text-classification", MODEL_ID, {"text": "The striker scored twice in the final.", "labels": "sports, politics, cooking"},
+        label_ctx,
+    )
+    assert label.data["label"] == "sports"
+    tag_ctx = ExpertContext(run_dir=tmp_path, task_id=2, task="token-classification", llm=llm)
+    [tags] = LLMExperts().run("token-classification", MODEL_ID, {"text": SENTENCE}, tag_ctx)
+    found = {(e["text"], e["label"]) for e in tags.data}
+    assert ("Barack Obama", "PERSON") in found and any(e["text"].startswith("Apple") for e in tags.data)
