@@ -205,7 +205,9 @@ class Catalog:
         return Catalog(self.cards + [c for c in extra if (c.id, c.task) not in known])
 
     def for_task(self, task: str) -> list[ModelCard]:
-        return sorted((c for c in self.cards if c.task == task), key=lambda c: (-c.downloads, -c.likes, c.id))
+        # Stable: cards with equal counts (local models have none) keep the order their backend lists them
+        # in, which puts its default first (piper before espeak-ng), not the alphabet's.
+        return sorted((c for c in self.cards if c.task == task), key=lambda c: (-c.downloads, -c.likes))
 
     def get(self, model_id: str, task: str | None = None) -> ModelCard | None:
         for card in self.cards:
