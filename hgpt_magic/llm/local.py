@@ -193,6 +193,7 @@ class LocalLLM:
     `threads` defaults to `$HGPT_LLM_THREADS`, else every usable core: fastest on an idle machine (2 cores:
     ~30 tok/s). llama.cpp's threads wait for each other, though, so while other busy processes share the
     cores fewer threads win by far (2 cores, 2 other busy processes: 1 thread 13 tok/s, 2 threads 3-8).
+    Without an explicit count, a one-thread copy of the model answers while the machine is busy (threads.py).
 
     xllamacpp always starts llama.cpp's HTTP listener as well, so the address is chosen here (`host`,
     `port`; port 0 lets the OS pick a free one, `$HGPT_LOCAL_PORT` sets a default) and `serve()` returns it.
@@ -228,20 +229,8 @@ class LocalLLM:
 
         import xllamacpp  # imported here: `import hgpt_magic.llm.local` stays cheap
 
-        params = xllamacpp.CommonParams()
-        params.model.path = str(path)
-        params.model_alias = {self.model}
-        params.n_ctx = n_ctx
-        params.n_parallel = n_parallel
-        params.cpuparams.n_threads = self.threads
-        params.cpuparams_batch.n_threads = self.threads
-        params.cache_prompt = True  # reuse the KV cache of a shared prompt prefix (the system prompt)
-        params.cache_ram_mib = 1024  # keep a few other prompts' KV in RAM, so alternating prompts stay cheap
-        params.verbosity = 1  # llama.cpp is silent unless something goes wrong
-        params.hostnames = [host]
-        params.port = port
-        params.ui = False  # an API endpoint, not llama.cpp's web chat
-        params.endpoint_slots = False  # /slots would show other callers' prompts
+        self._n_parallel, self._host = n_parallel, host
+        params = self._params(self.threads, self.threads, port)
         start = time.perf_counter()
         try:
             self._server = xllamacpp.Server(params)
@@ -257,6 +246,65 @@ class LocalLLM:
         )
         self.load_seconds = time.perf_counter() - start
         self.base_url = self._server.listening_address.rstrip("/") + "/v1"
+        self._init_thread_policy(adaptive=threads is None and not settings.LLM_THREADS.is_set())
+
+    # --- Fair under load (see threads.py): a one-thread copy answers while other processes use the cores ---
+
+    def _init_thread_policy(self, adaptive: bool) -> None:
+        from .threads import LeanCopy, ThreadPolicy
+
+        on = adaptive and self.threads > 1  # an explicit thread count is the user's word
+        self._thread_policy = ThreadPolicy(self.threads) if on else None
+        self._lean = LeanCopy(self._load_lean, self._warm_lean)
+        self._recent_prompts: dict[str, list[dict[str, str]]] = {}  # first message -> latest messages
+        self._recent_lock = threading.Lock()
+
+    def _load_lean(self) -> Any:
+        import xllamacpp
+
+        server = xllamacpp.Server(self._params(1, 1, 0))
+        server.handle_chat_completions({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1})
+        return server  # (the request above also keeps ~Server from hanging, as for the full model)
+
+    def _warm_lean(self, server: Any) -> None:
+        """Fill the lean copy's prompt cache with the recent prompts (the planner's long system prompt)."""
+        with self._recent_lock:
+            recent = list(self._recent_prompts.values())
+        for messages in recent:
+            server.handle_chat_completions({"messages": messages, "max_tokens": 1, "cache_prompt": True})
+
+    def _server_for(self, messages: list[dict[str, str]]) -> Any:
+        """The full-thread model on a quiet machine, the lean copy (once loaded) on a busy one."""
+        if messages:
+            key = str(messages[0].get("content", ""))
+            with self._recent_lock:
+                self._recent_prompts.pop(key, None)
+                self._recent_prompts[key] = messages
+                while len(self._recent_prompts) > 3:
+                    self._recent_prompts.pop(next(iter(self._recent_prompts)))
+        if self._thread_policy is None or not self._thread_policy.lean_now():
+            return self._server
+        return self._lean.get() or self._server
+
+    def _params(self, threads: int, batch_threads: int, port: int) -> Any:
+        """llama.cpp's load parameters for this model with the given thread counts and listening port."""
+        import xllamacpp
+
+        params = xllamacpp.CommonParams()
+        params.model.path = str(self.path)
+        params.model_alias = {self.model}
+        params.n_ctx = self.n_ctx
+        params.n_parallel = self._n_parallel
+        params.cpuparams.n_threads = threads
+        params.cpuparams_batch.n_threads = batch_threads
+        params.cache_prompt = True  # reuse the KV cache of a shared prompt prefix (the system prompt)
+        params.cache_ram_mib = 1024  # keep a few other prompts' KV in RAM, so alternating prompts stay cheap
+        params.verbosity = 1  # llama.cpp is silent unless something goes wrong
+        params.hostnames = [self._host]
+        params.port = port
+        params.ui = False  # an API endpoint, not llama.cpp's web chat
+        params.endpoint_slots = False  # /slots would show other callers' prompts
+        return params
 
     def __repr__(self) -> str:
         return f"LocalLLM({self.name!r}, threads={self.threads}, n_ctx={self.n_ctx})"
@@ -279,10 +327,14 @@ class LocalLLM:
         if schema is not None:
             request["response_format"] = response_format(schema)
         start = time.perf_counter()
+        server = self._server_for(messages)
         try:
-            response = self._server.handle_chat_completions(request)
+            response = server.handle_chat_completions(request)
         except Exception as exc:  # llama.cpp reports bad requests as ValueError, internal errors as others
             raise LLMError(f"{self.name}: {exc}") from None
+        finally:
+            if self._thread_policy is not None:
+                self._thread_policy.request_done()
         seconds = time.perf_counter() - start
         if "error" in response or "choices" not in response:
             error = response.get("error", response)
