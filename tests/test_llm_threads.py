@@ -64,8 +64,6 @@ def test_quiet_machine_keeps_all_threads_even_while_we_compute():
     policy = make_policy(proc)
     assert policy.lean_now() is False  # first look: a fresh short window
     proc.advance(4.0, own_cores=2.0)  # our own model computing on both cores is not load
-    policy.request_done()
-    proc.advance(1.0)
     assert policy.lean_now() is False
 
 
@@ -75,15 +73,12 @@ def test_busy_machine_switches_to_lean_and_back_with_hysteresis():
     proc.others = 2.0  # two busy loops
     assert policy.lean_now() is True
     assert abs(policy.last_others - 2.0) < 0.01
-    policy.request_done()
     proc.others = 0.6  # between the thresholds: stays lean (no flapping on noise)
     proc.advance(1.0)
     assert policy.lean_now() is True
-    policy.request_done()
     proc.others = 0.1
     proc.advance(1.0)
     assert policy.lean_now() is False
-    policy.request_done()
     proc.others = 0.4  # not enough to leave the full model (free 1.6 of 2)
     proc.advance(1.0)
     assert policy.lean_now() is False
@@ -94,22 +89,20 @@ def test_window_lengths():
     policy = make_policy(proc)
     policy.lean_now()
     assert proc.t == FRESH_WINDOW_S  # no earlier sample: measured a short fresh window
-    policy.request_done()
     proc.others = 2.0
     proc.advance(0.1)
     assert policy.lean_now() is False  # too soon after the last sample: the previous decision stands
-    proc.advance(60.0)  # a stale sample: the old quiet minute must not hide the current load
+    proc.advance(0.2)
+    assert policy.lean_now() is True  # the short looks added up to a window: measured now
+    proc.advance(60.0)  # a stale sample: a busy minute long ago must not hide that the machine is quiet now
     proc.others = 0.0
-    proc.advance(0.0)
     t = proc.t
-    proc.others = 2.0
-    assert policy.lean_now() is True and proc.t == t + FRESH_WINDOW_S
+    assert policy.lean_now() is False and proc.t == t + FRESH_WINDOW_S
 
 
 def test_no_proc_means_full_threads():
     policy = ThreadPolicy(2, cores=2, reader=lambda: None, sleep=lambda s: None)
     assert policy.lean_now() is False
-    policy.request_done()
 
 
 def test_lean_copy_loads_in_background_and_reports_failure():

@@ -29,8 +29,8 @@ ENTER_LEAN_BELOW = 0.5
 LEAVE_LEAN_ABOVE = 0.25
 #: A previous sample younger than this is too short to measure; the previous decision stands.
 MIN_WINDOW_S = 0.25
-#: A previous sample older than this says little about now; measure a fresh short window instead.
-MAX_WINDOW_S = 5.0
+#: A previous sample older than this says little about now (a notebook left alone); measure a fresh window.
+MAX_WINDOW_S = 30.0
 #: The fresh window's length: 2 cores x 100 Hz ticks x 0.1 s = 20 ticks, enough to tell 0.5 core apart.
 FRESH_WINDOW_S = 0.1
 
@@ -84,8 +84,10 @@ def others_cores(before: CpuSample, after: CpuSample, ticks_per_s: float) -> flo
 class ThreadPolicy:
     """Per request: should the model use its full thread count, or the one-thread lean copy?
 
-    `lean_now()` is called before a request and `request_done()` after it, so the next look measures the gap
-    between requests (when our model is idle) and not our own computing. Thread-safe.
+    `lean_now()` is called before each request and measures since its previous look (our own requests
+    included: this process's CPU time is subtracted, and while our threads compete, others still get their
+    share, so their load shows). Looks less than `MIN_WINDOW_S` apart keep the decision and let the window
+    grow; a look after a long pause measures a fresh `FRESH_WINDOW_S` window. Thread-safe.
     """
 
     def __init__(
@@ -114,7 +116,7 @@ class ThreadPolicy:
             before = self._last
             age = now.at - before.at if before else None
             if age is not None and age < MIN_WINDOW_S:
-                return self._lean  # back-to-back requests: too short to measure, keep the decision
+                return self._lean  # too short to measure: keep the decision, the window keeps growing
             if age is None or age > MAX_WINDOW_S:
                 self._sleep(FRESH_WINDOW_S)
                 before, now = now, self._read()
@@ -129,13 +131,6 @@ class ThreadPolicy:
                 self._lean = free < self.full_threads - ENTER_LEAN_BELOW
             self._last = now
             return self._lean
-
-    def request_done(self) -> None:
-        """Start the next window now: the request just answered was our own load, not others'."""
-        with self._lock:
-            sample = self._read()
-            if sample is not None:
-                self._last = sample
 
 
 class LeanCopy:
