@@ -106,8 +106,9 @@ print(json.dumps({"pid": llm.server_pid, "text": reply.text, "repr": repr(llm)})
 
 
 @pytest.mark.slow
-def test_two_processes_share_one_real_server_and_a_stale_file_is_replaced(tmp_path):
+def test_two_processes_share_one_real_server_and_a_stale_file_is_replaced(tmp_path, monkeypatch):
     from hgpt_magic.llm.local import ensure_gguf
+    from hgpt_magic.llm.shared_server import SharedServerLLM
 
     gguf = ensure_gguf(progress=False)
     env = {**os.environ, "HGPT_CACHE": str(tmp_path), "HGPT_GGUF": str(gguf), "HGPT_SHARED_SERVER": "1",
@@ -118,16 +119,25 @@ def test_two_processes_share_one_real_server_and_a_stale_file_is_replaced(tmp_pa
                for _ in range(2)]
     outs = [json.loads(c.communicate(timeout=240)[0].strip().splitlines()[-1]) for c in clients]
     info = json.loads(file.read_text())
+    pids = [info["pid"]]
     try:
         assert outs[0]["pid"] == outs[1]["pid"] == info["pid"]  # one server, the stale file replaced
         assert all(o["text"] for o in outs)
         assert info["api_key"] not in outs[0]["repr"]
+        for name in ("HGPT_CACHE", "HGPT_SHARED_SERVER_IDLE"):
+            monkeypatch.setenv(name, env[name])
+        llm = SharedServerLLM(gguf)
+        assert llm.server_pid == info["pid"] and info["api_key"] not in repr(llm)
         deadline = time.monotonic() + 30
         while file.exists() and time.monotonic() < deadline:
             time.sleep(0.5)
         assert not file.exists()  # unused for HGPT_SHARED_SERVER_IDLE seconds: it exited and cleaned up
+        assert llm.chat([{"role": "user", "content": "Say OK."}], max_tokens=4).text  # a new server answers
+        pids.append(llm.server_pid)
+        assert pids[1] != pids[0]
     finally:
-        try:
-            os.kill(info["pid"], 9)
-        except ProcessLookupError:
-            pass
+        for pid in pids:
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass

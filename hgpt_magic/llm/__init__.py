@@ -72,10 +72,10 @@ def _local_llm(path: str | None) -> LLM:
         import warnings
         from pathlib import Path
 
-        from .shared_server import SharedServerError, connect
+        from .shared_server import SharedServerError, SharedServerLLM
 
         try:
-            return connect(Path(path).expanduser().resolve() if path else ensure_gguf())
+            return SharedServerLLM(Path(path).expanduser().resolve() if path else ensure_gguf())
         except (SharedServerError, OSError) as exc:
             warnings.warn(f"hgpt-magic: no shared model server ({exc}); loading the model in this process", stacklevel=2)
     return get_local_llm(path)

@@ -50,13 +50,18 @@ def model_identity(path: Path) -> dict[str, Any]:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether the process runs (an exited server this kernel started stays a zombie until reaped: dead)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True  # exists, another user's: its file would not be readable by us anyway
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc (macOS): kill(0) is all we know
 
 
 def _healthy(info: dict[str, Any], timeout: float = 3.0) -> bool:
@@ -91,6 +96,44 @@ def _client(info: dict[str, Any], model_path: Path) -> Any:
     llm.server_pid = int(info["pid"])  # for diagnostics and tests; the key stays inside the client
     llm.path = model_path
     return llm
+
+
+class SharedServerLLM:
+    """The shared server as an LLM that outlives its server: it exits after an idle spell, and the next
+    request finds or starts another (once; a live server's errors are the server's answer)."""
+
+    supports_schema = True
+
+    def __init__(self, model_path: Path, start_timeout: float = START_TIMEOUT_S):
+        self.path = model_path
+        self._start_timeout = start_timeout
+        self._lock = threading.Lock()
+        self._client = connect(model_path, start_timeout=start_timeout)
+        self.name = self._client.name
+
+    @property
+    def server_pid(self) -> int:
+        return self._client.server_pid
+
+    def __repr__(self) -> str:
+        return f"SharedServerLLM({self.name!r}, pid={self.server_pid})"
+
+    def _reconnected(self, dead: Any) -> Any:
+        with self._lock:
+            if self._client is dead:  # another thread may have reconnected already
+                self._client = connect(self.path, start_timeout=self._start_timeout)
+            return self._client
+
+    def chat(self, messages: list[dict[str, str]], **options: Any) -> Any:
+        client = self._client
+        if not _pid_alive(client.server_pid):
+            client = self._reconnected(client)
+        try:
+            return client.chat(messages, **options)
+        except LLMError:
+            if _pid_alive(client.server_pid):
+                raise
+            return self._reconnected(client).chat(messages, **options)  # it exited while we asked
 
 
 def connect(model_path: Path, *, start_timeout: float = START_TIMEOUT_S) -> Any:
