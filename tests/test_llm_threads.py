@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
+
+import pytest
 
 from hgpt_magic.llm.threads import (
     FRESH_WINDOW_S,
@@ -126,3 +129,29 @@ def test_lean_copy_loads_in_background_and_reports_failure():
     assert failed.get() is None
     assert failed.wait(5) is None and "no room" in failed.error
     assert failed.get() is None  # not retried: the full model keeps answering
+
+
+@pytest.mark.slow
+def test_busy_machine_moves_requests_to_the_lean_copy_with_the_prompt_cache(monkeypatch):
+    """The real model: a policy seeing two busy cores sends requests to the one-thread copy, which starts with
+    the full model's KV cache (copied through a slot file), so the long shared prefix is not recomputed."""
+    from hgpt_magic.llm.local import LocalLLM
+
+    monkeypatch.delenv("HGPT_LLM_THREADS", raising=False)
+    llm = LocalLLM(n_ctx=2048)
+    if llm._thread_policy is None:
+        pytest.skip("one usable core: there is no lean copy to move to")
+    system = {"role": "system", "content": "You answer in one word. " + "Rules: be brief and exact. " * 40}
+    first = llm.chat([system, {"role": "user", "content": "Colour of the sky?"}], max_tokens=3)
+    proc = FakeProc(cores=2)
+    proc.others = 2.0
+    llm._thread_policy = make_policy(proc)
+    llm.chat([system, {"role": "user", "content": "Colour of grass?"}], max_tokens=3)  # noticed: lean loads
+    lean = llm._lean.wait(120)
+    assert lean is not None and llm._lean.error is None
+    assert llm._server_for([system]) is lean
+    response = lean.handle_chat_completions(
+        {"messages": [system, {"role": "user", "content": "Colour of snow?"}], "max_tokens": 3, "cache_prompt": True}
+    )
+    assert response["timings"]["prompt_n"] < first.prompt_tokens / 2  # the system prompt came from the copy
+    assert not list(Path(llm._kv_dir).iterdir())  # the slot file was removed

@@ -230,6 +230,7 @@ class LocalLLM:
         import xllamacpp  # imported here: `import hgpt_magic.llm.local` stays cheap
 
         self._n_parallel, self._host = n_parallel, host
+        self._kv_dir = tempfile.mkdtemp(prefix="hgpt-kv-")  # private (0700): KV copies to the lean copy
         params = self._params(self.threads, self.threads, port)
         start = time.perf_counter()
         try:
@@ -268,11 +269,22 @@ class LocalLLM:
         return server  # (the request above also keeps ~Server from hanging, as for the full model)
 
     def _warm_lean(self, server: Any) -> None:
-        """Fill the lean copy's prompt cache with the recent prompts (the planner's long system prompt)."""
+        """Give the lean copy the full model's prompt cache: the older recent prompts are replayed, the
+        latest one's KV state is copied (saved and restored through llama.cpp's slot files: well under a
+        second, where recomputing ~1000 prompt tokens on a busy machine takes a minute)."""
         with self._recent_lock:
             recent = list(self._recent_prompts.values())
-        for messages in recent:
+        for messages in recent[:-1]:
             server.handle_chat_completions({"messages": messages, "max_tokens": 1, "cache_prompt": True})
+        name = f"lean-{os.getpid()}-{id(server)}.bin"
+        try:
+            _slot_action(self._server, "save", name)
+            _slot_action(server, "restore", name)
+        except (OSError, ValueError):
+            for messages in recent[-1:]:  # no copy: compute it
+                server.handle_chat_completions({"messages": messages, "max_tokens": 1, "cache_prompt": True})
+        finally:
+            Path(self._kv_dir, name).unlink(missing_ok=True)
 
     def _server_for(self, messages: list[dict[str, str]]) -> Any:
         """The full-thread model on a quiet machine, the lean copy (once loaded) on a busy one."""
@@ -305,6 +317,7 @@ class LocalLLM:
         params.port = port
         params.ui = False  # an API endpoint, not llama.cpp's web chat
         params.endpoint_slots = False  # /slots would show other callers' prompts
+        params.slot_save_path = self._kv_dir + os.sep  # only for copying the KV cache to the lean copy
         return params
 
     def __repr__(self) -> str:
@@ -360,6 +373,18 @@ class LocalLLM:
                 f"or construct LocalLLM(host={host!r}, port={port})"
             )
         return self.base_url
+
+
+def _slot_action(server: Any, action: str, filename: str) -> None:
+    """Save or restore slot 0's KV cache to/from `filename` in the slot folder (llama.cpp's /slots API)."""
+    import json
+    import urllib.request
+
+    url = f"{server.listening_address.rstrip('/')}/slots/0?action={action}"
+    body = json.dumps({"filename": filename}).encode()
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, timeout=60) as response:
+        json.loads(response.read())
 
 
 _instances: dict[str | None, LocalLLM] = {}
