@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -231,6 +232,7 @@ class LocalLLM:
 
         self._n_parallel, self._host = n_parallel, host
         self._kv_dir = tempfile.mkdtemp(prefix="hgpt-kv-")  # private (0700): KV copies to the lean copy
+        weakref.finalize(self, shutil.rmtree, self._kv_dir, True)
         params = self._params(self.threads, self.threads, port)
         start = time.perf_counter()
         try:
