@@ -3,7 +3,9 @@
 - `base`: the `LLM` protocol every backend answers (`chat(messages, schema=..., max_tokens=...) -> LLMReply`),
   `LLMError`, and `call_llm`, which records each call;
 - `openai_compat`: any OpenAI-compatible server (OpenAI, Hugging Face's router, vLLM, Ollama, llama.cpp);
-- `local`: the embedded model, run in-process.
+- `local`: the embedded model, run in-process;
+- `shared_server`: the embedded model in one server process that all kernels share (`HGPT_SHARED_SERVER=1`);
+- `threads`: when the embedded model computes with all its threads, and when with one (a busy machine).
 
 `make_llm(spec)` turns a spec string into a backend. Backends are imported when one is made.
 """
@@ -36,9 +38,7 @@ def make_llm(spec: str | LLM | None = None) -> LLM:
         return spec
     spec = spec.strip()
     if spec == "local" or spec.startswith("gguf:"):
-        from .local import get_local_llm
-
-        return get_local_llm(spec[len("gguf:") :] if spec.startswith("gguf:") else None)
+        return _local_llm(spec[len("gguf:") :] if spec.startswith("gguf:") else None)
     if spec.startswith("openai:"):
         key = os.environ.get("OPENAI_API_KEY")
         if not key:
@@ -61,6 +61,24 @@ def make_llm(spec: str | LLM | None = None) -> LLM:
     raise LLMError(
         f"unknown LLM spec {spec!r}: use local, gguf:/path/model.gguf, openai:MODEL, hf:MODEL or http(s)://HOST/v1#MODEL"
     )
+
+
+def _local_llm(path: str | None) -> LLM:
+    """The embedded model: through the server all kernels share when `HGPT_SHARED_SERVER=1` and one can be
+    found or started, else (the default, or when sharing fails, with a warning saying why) loaded in-process."""
+    from .local import ensure_gguf, get_local_llm
+
+    if settings.SHARED_SERVER.text().strip().lower() in ("1", "true", "yes", "on"):
+        import warnings
+        from pathlib import Path
+
+        from .shared_server import SharedServerError, SharedServerLLM
+
+        try:
+            return SharedServerLLM(Path(path).expanduser().resolve() if path else ensure_gguf())
+        except (SharedServerError, OSError) as exc:
+            warnings.warn(f"hgpt-magic: no shared model server ({exc}); loading the model in this process", stacklevel=2)
+    return get_local_llm(path)
 
 
 __all__ = [

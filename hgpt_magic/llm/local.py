@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -193,6 +194,7 @@ class LocalLLM:
     `threads` defaults to `$HGPT_LLM_THREADS`, else every usable core: fastest on an idle machine (2 cores:
     ~30 tok/s). llama.cpp's threads wait for each other, though, so while other busy processes share the
     cores fewer threads win by far (2 cores, 2 other busy processes: 1 thread 13 tok/s, 2 threads 3-8).
+    Without an explicit count, a one-thread copy of the model answers while the machine is busy (threads.py).
 
     xllamacpp always starts llama.cpp's HTTP listener as well, so the address is chosen here (`host`,
     `port`; port 0 lets the OS pick a free one, `$HGPT_LOCAL_PORT` sets a default) and `serve()` returns it.
@@ -228,20 +230,10 @@ class LocalLLM:
 
         import xllamacpp  # imported here: `import hgpt_magic.llm.local` stays cheap
 
-        params = xllamacpp.CommonParams()
-        params.model.path = str(path)
-        params.model_alias = {self.model}
-        params.n_ctx = n_ctx
-        params.n_parallel = n_parallel
-        params.cpuparams.n_threads = self.threads
-        params.cpuparams_batch.n_threads = self.threads
-        params.cache_prompt = True  # reuse the KV cache of a shared prompt prefix (the system prompt)
-        params.cache_ram_mib = 1024  # keep a few other prompts' KV in RAM, so alternating prompts stay cheap
-        params.verbosity = 1  # llama.cpp is silent unless something goes wrong
-        params.hostnames = [host]
-        params.port = port
-        params.ui = False  # an API endpoint, not llama.cpp's web chat
-        params.endpoint_slots = False  # /slots would show other callers' prompts
+        self._n_parallel, self._host = n_parallel, host
+        self._kv_dir = tempfile.mkdtemp(prefix="hgpt-kv-")  # private (0700): KV copies to the lean copy
+        weakref.finalize(self, shutil.rmtree, self._kv_dir, True)
+        params = self._params(self.threads, self.threads, port)
         start = time.perf_counter()
         try:
             self._server = xllamacpp.Server(params)
@@ -257,6 +249,78 @@ class LocalLLM:
         )
         self.load_seconds = time.perf_counter() - start
         self.base_url = self._server.listening_address.rstrip("/") + "/v1"
+        self._init_thread_policy(adaptive=threads is None and not settings.LLM_THREADS.is_set())
+
+    # --- Fair under load (see threads.py): a one-thread copy answers while other processes use the cores ---
+
+    def _init_thread_policy(self, adaptive: bool) -> None:
+        from .threads import LeanCopy, ThreadPolicy
+
+        on = adaptive and self.threads > 1  # an explicit thread count is the user's word
+        self._thread_policy = ThreadPolicy(self.threads) if on else None
+        self._lean = LeanCopy(self._load_lean, self._warm_lean)
+        self._recent_prompts: dict[str, list[dict[str, str]]] = {}  # first message -> latest messages
+        self._recent_lock = threading.Lock()
+
+    def _load_lean(self) -> Any:
+        import xllamacpp
+
+        # one generation thread; prompt batches keep every thread (as fast under load, 1.5x faster when not)
+        server = xllamacpp.Server(self._params(1, self.threads, 0))
+        server.handle_chat_completions({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1})
+        return server  # (the request above also keeps ~Server from hanging, as for the full model)
+
+    def _warm_lean(self, server: Any) -> None:
+        """Give the lean copy the full model's prompt cache: the older recent prompts are replayed, the
+        latest one's KV state is copied (saved and restored through llama.cpp's slot files: well under a
+        second, where recomputing ~1000 prompt tokens on a busy machine takes a minute)."""
+        with self._recent_lock:
+            recent = list(self._recent_prompts.values())
+        for messages in recent[:-1]:
+            server.handle_chat_completions({"messages": messages, "max_tokens": 1, "cache_prompt": True})
+        name = f"lean-{os.getpid()}-{id(server)}.bin"
+        try:
+            _slot_action(self._server, "save", name)
+            _slot_action(server, "restore", name)
+        except (OSError, ValueError):
+            for messages in recent[-1:]:  # no copy: compute it
+                server.handle_chat_completions({"messages": messages, "max_tokens": 1, "cache_prompt": True})
+        finally:
+            Path(self._kv_dir, name).unlink(missing_ok=True)
+
+    def _server_for(self, messages: list[dict[str, str]]) -> Any:
+        """The full-thread model on a quiet machine, the lean copy (once loaded) on a busy one."""
+        if messages:
+            key = str(messages[0].get("content", ""))
+            with self._recent_lock:
+                self._recent_prompts.pop(key, None)
+                self._recent_prompts[key] = messages
+                while len(self._recent_prompts) > 3:
+                    self._recent_prompts.pop(next(iter(self._recent_prompts)))
+        if self._thread_policy is None or not self._thread_policy.lean_now():
+            return self._server
+        return self._lean.get() or self._server
+
+    def _params(self, threads: int, batch_threads: int, port: int) -> Any:
+        """llama.cpp's load parameters for this model with the given thread counts and listening port."""
+        import xllamacpp
+
+        params = xllamacpp.CommonParams()
+        params.model.path = str(self.path)
+        params.model_alias = {self.model}
+        params.n_ctx = self.n_ctx
+        params.n_parallel = self._n_parallel
+        params.cpuparams.n_threads = threads
+        params.cpuparams_batch.n_threads = batch_threads
+        params.cache_prompt = True  # reuse the KV cache of a shared prompt prefix (the system prompt)
+        params.cache_ram_mib = 1024  # keep a few other prompts' KV in RAM, so alternating prompts stay cheap
+        params.verbosity = 1  # llama.cpp is silent unless something goes wrong
+        params.hostnames = [self._host]
+        params.port = port
+        params.ui = False  # an API endpoint, not llama.cpp's web chat
+        params.endpoint_slots = False  # /slots would show other callers' prompts
+        params.slot_save_path = self._kv_dir + os.sep  # only for copying the KV cache to the lean copy
+        return params
 
     def __repr__(self) -> str:
         return f"LocalLLM({self.name!r}, threads={self.threads}, n_ctx={self.n_ctx})"
@@ -279,8 +343,9 @@ class LocalLLM:
         if schema is not None:
             request["response_format"] = response_format(schema)
         start = time.perf_counter()
+        server = self._server_for(messages)
         try:
-            response = self._server.handle_chat_completions(request)
+            response = server.handle_chat_completions(request)
         except Exception as exc:  # llama.cpp reports bad requests as ValueError, internal errors as others
             raise LLMError(f"{self.name}: {exc}") from None
         seconds = time.perf_counter() - start
@@ -310,6 +375,18 @@ class LocalLLM:
                 f"or construct LocalLLM(host={host!r}, port={port})"
             )
         return self.base_url
+
+
+def _slot_action(server: Any, action: str, filename: str) -> None:
+    """Save or restore slot 0's KV cache to/from `filename` in the slot folder (llama.cpp's /slots API)."""
+    import json
+    import urllib.request
+
+    url = f"{server.listening_address.rstrip('/')}/slots/0?action={action}"
+    body = json.dumps({"filename": filename}).encode()
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, timeout=60) as response:
+        json.loads(response.read())
 
 
 _instances: dict[str | None, LocalLLM] = {}

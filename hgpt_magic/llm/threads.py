@@ -1,0 +1,174 @@
+"""How many CPU threads the embedded model should compute with right now: all of them, or one.
+
+Why: llama.cpp splits each matrix product over its threads and the threads wait for each other at every step
+by spinning. On an idle machine two threads on two cores are ~2x faster than one. When other processes keep
+the cores busy, the OS deschedules one of the model's threads for a whole time slice while the other spins
+waiting for it at the next barrier; every step then costs a scheduler slice instead of a few milliseconds.
+That is the cause of the 10-40x slowdowns and of the sudden outliers (a plan of 120 s against 4 s quiet): they
+happen whenever another busy process shares a core with one of the model's threads. A single thread never
+waits for another, so it degrades by its fair share only.
+
+llama.cpp fixes the thread count when a model loads, so `LocalLLM` keeps a second, "lean" copy of the model
+(the same memory-mapped GGUF: only its working buffers cost memory) with one thread, and `ThreadPolicy` tells
+it before each request which copy to use, from how much CPU *other* processes used since the last look:
+all-CPU busy time from `/proc/stat` minus this process's own from `/proc/self/stat` (our own model and
+Python threads must not count as load). Where `/proc` is missing (macOS, Windows) the policy always says full.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+#: Fewer free cores than the full thread count minus this switches to the lean copy ...
+ENTER_LEAN_BELOW = 0.5
+#: ... and more free cores than the full thread count minus this switches back (hysteresis: no flapping).
+LEAVE_LEAN_ABOVE = 0.25
+#: A previous sample younger than this is too short to measure; the previous decision stands.
+MIN_WINDOW_S = 0.25
+#: A previous sample older than this says little about now (a notebook left alone); measure a fresh window.
+MAX_WINDOW_S = 30.0
+#: The fresh window's length: 2 cores x 100 Hz ticks x 0.1 s = 20 ticks, enough to tell 0.5 core apart.
+FRESH_WINDOW_S = 0.1
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    """Cumulative CPU ticks: every CPU's busy time, and this process's own (all its threads)."""
+
+    all_busy: int
+    own: int
+    at: float  # time.monotonic()
+
+
+def parse_all_busy(proc_stat: str) -> int:
+    """Busy ticks of all CPUs from `/proc/stat`'s first line (everything but idle and iowait)."""
+    fields = proc_stat.split("\n", 1)[0].split()
+    if not fields or fields[0] != "cpu":
+        raise ValueError("no aggregate 'cpu' line")
+    values = [int(v) for v in fields[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (values + [0] * 8)[:8]
+    return user + nice + system + irq + softirq + steal  # guest time is already inside user
+
+
+def parse_own(proc_self_stat: str) -> int:
+    """utime + stime ticks of a process from its `/proc/PID/stat` (the name may hold spaces and ')')."""
+    rest = proc_self_stat.rsplit(")", 1)[1].split()
+    return int(rest[11]) + int(rest[12])  # fields 14 and 15; rest[0] is field 3 (state)
+
+
+def read_sample() -> CpuSample | None:
+    """The current sample, or None where /proc is unavailable or unreadable."""
+    try:
+        with open("/proc/stat") as f:
+            all_busy = parse_all_busy(f.read(512))
+        with open("/proc/self/stat") as f:
+            own = parse_own(f.read())
+    except (OSError, ValueError, IndexError):
+        return None
+    return CpuSample(all_busy, own, time.monotonic())
+
+
+def others_cores(before: CpuSample, after: CpuSample, ticks_per_s: float) -> float:
+    """Average number of cores other processes kept busy between two samples (never negative)."""
+    seconds = after.at - before.at
+    if seconds <= 0:
+        return 0.0
+    ticks = (after.all_busy - before.all_busy) - (after.own - before.own)
+    return max(0.0, ticks / (seconds * ticks_per_s))
+
+
+class ThreadPolicy:
+    """Per request: should the model use its full thread count, or the one-thread lean copy?
+
+    `lean_now()` is called before each request and measures since its previous look (our own requests
+    included: this process's CPU time is subtracted, and while our threads compete, others still get their
+    share, so their load shows). Looks less than `MIN_WINDOW_S` apart keep the decision and let the window
+    grow; a look after a long pause measures a fresh `FRESH_WINDOW_S` window. Thread-safe.
+    """
+
+    def __init__(
+        self,
+        full_threads: int,
+        cores: int | None = None,
+        reader: Callable[[], CpuSample | None] = read_sample,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.full_threads = full_threads
+        self.cores = cores or os.cpu_count() or 1  # /proc/stat counts every CPU of the machine
+        self.ticks_per_s = float(os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else 100.0
+        self._read = reader
+        self._sleep = sleep
+        self._last: CpuSample | None = None
+        self._lean = False
+        self.last_others: float | None = None  # what the last look saw, for benchmarks and logs
+        self._lock = threading.Lock()
+
+    def lean_now(self) -> bool:
+        """True when other processes leave fewer free cores than the model's threads need."""
+        with self._lock:
+            now = self._read()
+            if now is None:
+                return False
+            before = self._last
+            age = now.at - before.at if before else None
+            if age is not None and age < MIN_WINDOW_S:
+                return self._lean  # too short to measure: keep the decision, the window keeps growing
+            if age is None or age > MAX_WINDOW_S:
+                self._sleep(FRESH_WINDOW_S)
+                before, now = now, self._read()
+                if now is None:
+                    return False
+            others = others_cores(before, now, self.ticks_per_s)
+            self.last_others = others
+            free = self.cores - others
+            if self._lean:
+                self._lean = free < self.full_threads - LEAVE_LEAN_ABOVE
+            else:
+                self._lean = free < self.full_threads - ENTER_LEAN_BELOW
+            self._last = now
+            return self._lean
+
+
+class LeanCopy:
+    """The one-thread copy of the model, loaded in the background the first time the machine is busy.
+
+    `get()` never waits for the load: it returns None until the copy is loaded and its prompt cache warmed
+    (with the recent prompts `warm` replays), so the request that noticed the load is not delayed by it.
+    A copy that fails to load is not retried; the full-thread model keeps answering.
+    """
+
+    def __init__(self, load: Callable[[], object], warm: Callable[[object], None]):
+        self._load = load
+        self._warm = warm
+        self._server: object | None = None
+        self._thread: threading.Thread | None = None
+        self.error: str | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> object | None:
+        with self._lock:
+            if self._server is None and self._thread is None:
+                self._thread = threading.Thread(target=self._start, name="hgpt-lean-llm", daemon=True)
+                self._thread.start()
+            return self._server
+
+    def _start(self) -> None:
+        try:
+            server = self._load()
+            self._warm(server)
+        except Exception as exc:  # the full model still answers; say why in `error` for diagnostics
+            self.error = f"{type(exc).__name__}: {exc}"
+            return
+        with self._lock:
+            self._server = server
+
+    def wait(self, timeout: float | None = None) -> object | None:
+        """The loaded copy after waiting for a started load (tests and benchmarks)."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        return self._server

@@ -1,0 +1,157 @@
+"""The thread policy: parsing /proc, "others' load" arithmetic and the full/lean decision, on synthetic readings."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from hgpt_magic.llm.threads import (
+    FRESH_WINDOW_S,
+    CpuSample,
+    LeanCopy,
+    ThreadPolicy,
+    others_cores,
+    parse_all_busy,
+    parse_own,
+    read_sample,
+)
+
+PROC_STAT = "cpu  100 5 50 9000 20 3 2 1 0 0\ncpu0 50 2 25 4500 10 1 1 0 0 0\nintr 1 2 3\n"
+SELF_STAT = "4242 (python (a) b) S 1 4242 4242 0 -1 4194560 5000 0 0 0 123 45 0 0 20 0 9 0 100 0 0"
+
+
+def test_parsing_proc_files():
+    assert parse_all_busy(PROC_STAT) == 100 + 5 + 50 + 3 + 2 + 1  # idle and iowait are not busy
+    assert parse_own(SELF_STAT) == 123 + 45  # a name holding ") " does not shift the fields
+
+
+def test_read_sample_on_this_machine():
+    sample = read_sample()
+    assert sample is None or (sample.all_busy > 0 and sample.own >= 0)
+
+
+def test_others_subtracts_our_own_time():
+    before = CpuSample(all_busy=1000, own=100, at=10.0)
+    # 1 s at 100 ticks/s: the machine was busy 180 ticks, 120 of them ours -> others used 0.6 core
+    after = CpuSample(all_busy=1180, own=220, at=11.0)
+    assert abs(others_cores(before, after, 100.0) - 0.6) < 1e-9
+    assert others_cores(before, CpuSample(1050, 200, 11.0), 100.0) == 0.0  # rounding never goes negative
+    assert others_cores(before, before, 100.0) == 0.0
+
+
+class FakeProc:
+    """A machine whose other processes use `others` cores; time advances only when the policy sleeps or we say."""
+
+    def __init__(self, cores: int = 2):
+        self.cores, self.others, self.t, self.busy, self.own = cores, 0.0, 0.0, 0, 0
+
+    def advance(self, seconds: float, own_cores: float = 0.0) -> None:
+        self.t += seconds
+        self.own += round(own_cores * seconds * 100)
+        self.busy += round((self.others + own_cores) * seconds * 100)
+
+    def read(self) -> CpuSample:
+        return CpuSample(self.busy, self.own, self.t)
+
+
+def make_policy(proc: FakeProc, full: int = 2) -> ThreadPolicy:
+    policy = ThreadPolicy(full, cores=proc.cores, reader=proc.read, sleep=proc.advance)
+    policy.ticks_per_s = 100.0
+    return policy
+
+
+def test_quiet_machine_keeps_all_threads_even_while_we_compute():
+    proc = FakeProc()
+    policy = make_policy(proc)
+    assert policy.lean_now() is False  # first look: a fresh short window
+    proc.advance(4.0, own_cores=2.0)  # our own model computing on both cores is not load
+    assert policy.lean_now() is False
+
+
+def test_busy_machine_switches_to_lean_and_back_with_hysteresis():
+    proc = FakeProc()
+    policy = make_policy(proc)
+    proc.others = 2.0  # two busy loops
+    assert policy.lean_now() is True
+    assert abs(policy.last_others - 2.0) < 0.01
+    proc.others = 0.6  # between the thresholds: stays lean (no flapping on noise)
+    proc.advance(1.0)
+    assert policy.lean_now() is True
+    proc.others = 0.1
+    proc.advance(1.0)
+    assert policy.lean_now() is False
+    proc.others = 0.4  # not enough to leave the full model (free 1.6 of 2)
+    proc.advance(1.0)
+    assert policy.lean_now() is False
+
+
+def test_window_lengths():
+    proc = FakeProc()
+    policy = make_policy(proc)
+    policy.lean_now()
+    assert proc.t == FRESH_WINDOW_S  # no earlier sample: measured a short fresh window
+    proc.others = 2.0
+    proc.advance(0.1)
+    assert policy.lean_now() is False  # too soon after the last sample: the previous decision stands
+    proc.advance(0.2)
+    assert policy.lean_now() is True  # the short looks added up to a window: measured now
+    proc.advance(60.0)  # a stale sample: a busy minute long ago must not hide that the machine is quiet now
+    proc.others = 0.0
+    t = proc.t
+    assert policy.lean_now() is False and proc.t == t + FRESH_WINDOW_S
+
+
+def test_no_proc_means_full_threads():
+    policy = ThreadPolicy(2, cores=2, reader=lambda: None, sleep=lambda s: None)
+    assert policy.lean_now() is False
+
+
+def test_lean_copy_loads_in_background_and_reports_failure():
+    gate = threading.Event()
+    warmed: list[object] = []
+
+    def load():
+        gate.wait(5)
+        return "lean-server"
+
+    copy = LeanCopy(load, warmed.append)
+    assert copy.get() is None  # never waits for the load
+    gate.set()
+    assert copy.wait(5) == "lean-server" and warmed == ["lean-server"]
+    assert copy.get() == "lean-server"
+
+    def broken():
+        raise MemoryError("no room for a second copy")
+
+    failed = LeanCopy(broken, warmed.append)
+    assert failed.get() is None
+    assert failed.wait(5) is None and "no room" in failed.error
+    assert failed.get() is None  # not retried: the full model keeps answering
+
+
+@pytest.mark.slow
+def test_busy_machine_moves_requests_to_the_lean_copy_with_the_prompt_cache(monkeypatch):
+    """The real model: a policy seeing two busy cores sends requests to the one-thread copy, which starts with
+    the full model's KV cache (copied through a slot file), so the long shared prefix is not recomputed."""
+    from hgpt_magic.llm.local import LocalLLM
+
+    monkeypatch.delenv("HGPT_LLM_THREADS", raising=False)
+    llm = LocalLLM(n_ctx=2048)
+    if llm._thread_policy is None:
+        pytest.skip("one usable core: there is no lean copy to move to")
+    system = {"role": "system", "content": "You answer in one word. " + "Rules: be brief and exact. " * 40}
+    first = llm.chat([system, {"role": "user", "content": "Colour of the sky?"}], max_tokens=3)
+    proc = FakeProc(cores=2)
+    proc.others = 2.0
+    llm._thread_policy = make_policy(proc)
+    llm.chat([system, {"role": "user", "content": "Colour of grass?"}], max_tokens=3)  # noticed: lean loads
+    lean = llm._lean.wait(120)
+    assert lean is not None and llm._lean.error is None
+    assert llm._server_for([system]) is lean
+    response = lean.handle_chat_completions(
+        {"messages": [system, {"role": "user", "content": "Colour of snow?"}], "max_tokens": 3, "cache_prompt": True}
+    )
+    assert response["timings"]["prompt_n"] < first.prompt_tokens / 2  # the system prompt came from the copy
+    assert not list(Path(llm._kv_dir).iterdir())  # the slot file was removed
