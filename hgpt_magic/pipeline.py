@@ -24,7 +24,7 @@ from .catalog import Catalog
 from .executor import Executor, RunInterrupted, TaskEvent
 from .experts import ExpertBackend, make_experts
 from .history import Turn
-from .llm import LLM, make_llm
+from .llm import LLM, OnText, make_llm
 from .planning import PlanError, Planner
 from .registry import Registry, default_registry
 from .resources import Allowed, ResourceError, check_plan
@@ -210,11 +210,18 @@ class HuggingGPT:
         results: Mapping[int, TaskResult],
         *,
         calls: list[LLMCall] | None = None,
+        on_text: OnText | None = None,
     ) -> str:
-        """Stage 4: the answer (Markdown); a deterministic summary if the LLM fails."""
+        """Stage 4: the answer (Markdown); a deterministic summary if the LLM fails.
+
+        `on_text` gets the LLM's text piece by piece as it is written (a streamed draft); the returned
+        answer is the checked whole, which may differ (a summary when the stream broke, file paths added).
+        """
         if self._responder is None:
             self._responder = Responder(self.llm)
-        return self._responder.respond(request, plan, selection, results, history=self.history, calls=calls)
+        return self._responder.respond(
+            request, plan, selection, results, history=self.history, calls=calls, on_text=on_text
+        )
 
     # ------------------------------------------------------------------ all four
 
@@ -226,8 +233,9 @@ class HuggingGPT:
         respond: bool = True,
         stop: threading.Event | None = None,
         on_event: Callable[[TaskEvent], None] | None = None,
+        on_text: OnText | None = None,
     ) -> Run:
-        """Plan, select, execute and respond. The `Run` is also kept in `self.last_run`.
+        """Plan, select, execute and respond (`on_text`: the answer's text as it streams, see `respond`). The `Run` is also kept in `self.last_run`.
 
         Raises `PlanError` if no valid plan can be had (the failed `Run` is in `last_run`), and
         `RunInterrupted` on Ctrl-C, with the partial `Run`, finished results included, as `.run`.
@@ -245,7 +253,7 @@ class HuggingGPT:
             run.status = "selected"
             if plan_only:
                 return run
-            self.finish(run, respond=respond, stop=stop, on_event=on_event)
+            self.finish(run, respond=respond, stop=stop, on_event=on_event, on_text=on_text)
         except PlanError as exc:
             run.status, run.error = "failed", str(exc)
             raise
@@ -260,9 +268,11 @@ class HuggingGPT:
         stop: threading.Event | None = None,
         on_event: Callable[[TaskEvent], None] | None = None,
         replace_turn: Turn | None = None,
+        on_text: OnText | None = None,
     ) -> Run:
         """Execute and answer a planned `Run` (after the user edited its plan or models, say).
 
+        `on_text`: the answer's text as it streams (see `respond`).
         `replace_turn`: a history turn that this answer replaces when it is still the last one (running
         the same request again, as the editor does); `last_turn` is the turn added, if any.
 
@@ -282,7 +292,9 @@ class HuggingGPT:
             run.status = "interrupted" if stopped else "running"
             if respond and not stopped:  # after Stop, the user wants control back, not another LLM call
                 with _timed(run, "respond"):
-                    answer = self.respond(run.request, run.plan, run.selection, run.results, calls=run.llm_calls)
+                    answer = self.respond(
+                        run.request, run.plan, run.selection, run.results, calls=run.llm_calls, on_text=on_text
+                    )
                 run.answer = mask_secrets(answer)  # an LLM that echoes a key, a {var} that held one
                 self.remember(Turn(run.request, run.answer[:600]), replacing=replace_turn)
             if run.status != "interrupted":

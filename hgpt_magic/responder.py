@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from .history import Turn, history_block
-from .llm import LLM, call_llm
+from .llm import LLM, OnText, call_llm
 from .types import LLMCall, Plan, Selection, TaskResult
 
 RESPOND_PROMPT = """You are HuggingGPT. For the user's request below, expert models ran these tasks; their results follow.
@@ -85,10 +85,14 @@ class Responder:
         *,
         history: Sequence[Turn] = (),
         calls: list[LLMCall] | None = None,
+        on_text: OnText | None = None,
     ) -> str:
+        """The answer; `on_text` sees the LLM's draft as it is written (the returned text is the checked one)."""
         messages = self.messages(request, plan, selection, results, history)
         try:
-            reply = call_llm(self.llm, messages, stage="respond", calls=calls, max_tokens=self.max_tokens)
+            reply = call_llm(
+                self.llm, messages, stage="respond", calls=calls, max_tokens=self.max_tokens, on_text=on_text
+            )
         except Exception:  # any failure of the LLM: the run still gets an answer
             return fallback_answer(request, plan, selection, results)
         answer = without_preamble(reply.text) or fallback_answer(request, plan, selection, results)

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from .. import settings
 from ..settings import cache_dir
-from .base import LLMError, LLMReply, response_format
+from .base import LLMError, LLMReply, OnText, response_format
 
 GGUF_NAME = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 GGUF_SIZE = 1_117_320_768
@@ -268,8 +268,11 @@ class LocalLLM:
         schema: dict[str, Any] | None = None,
         max_tokens: int = 512,
         temperature: float = 0.0,
+        on_text: OnText | None = None,
     ) -> LLMReply:
-        """One chat completion; with `schema`, decoding is grammar-constrained to JSON matching it."""
+        """One chat completion; with `schema`, decoding is grammar-constrained to JSON matching it.
+
+        With `on_text`, the reply streams: `on_text` gets each piece as the model writes it (`_stream`)."""
         request: dict[str, Any] = {
             "messages": messages,
             "max_tokens": max_tokens,
@@ -278,6 +281,8 @@ class LocalLLM:
         }
         if schema is not None:
             request["response_format"] = response_format(schema)
+        if on_text is not None:
+            return self._stream(request, on_text)
         start = time.perf_counter()
         try:
             response = self._server.handle_chat_completions(request)
@@ -294,6 +299,48 @@ class LocalLLM:
             prompt_tokens=usage.get("prompt_tokens", 0),
             completion_tokens=usage.get("completion_tokens", 0),
             seconds=seconds,
+        )
+
+    def _stream(self, request: dict[str, Any], on_text: OnText) -> LLMReply:
+        """The request streamed: xllamacpp calls back on this thread with each OpenAI chunk (the GIL free
+        between chunks). An exception in `on_text` stops the model (the callback returns True) and is
+        raised here once the server has let go, so a broken consumer never leaves the model writing."""
+        pieces: list[str] = []
+        usage: dict[str, Any] = {}
+        failure: list[BaseException] = []
+
+        def on_chunk(chunk: Any) -> bool:
+            if not isinstance(chunk, dict):
+                return False
+            if "error" in chunk:
+                error = chunk["error"]
+                failure.append(LLMError(f"{self.name}: {error.get('message', error) if isinstance(error, dict) else error}"))
+                return True
+            usage.update(chunk.get("usage") or {})
+            for choice in chunk.get("choices") or []:
+                piece = (choice.get("delta") or {}).get("content")
+                if piece:
+                    pieces.append(piece)
+                    try:
+                        on_text(piece)
+                    except BaseException as exc:  # Ctrl-C or a broken display: stop the model, raise below
+                        failure.append(exc)
+                        return True
+            return False
+
+        start = time.perf_counter()
+        try:
+            self._server.handle_chat_completions({**request, "stream": True}, on_chunk)
+        except Exception as exc:  # a bad request is a ValueError, before any chunk
+            raise LLMError(f"{self.name}: {exc}") from None
+        if failure:
+            raise failure[0]
+        text = "".join(pieces)
+        return LLMReply(
+            text=text,
+            prompt_tokens=usage.get("prompt_tokens", 0),
+            completion_tokens=usage.get("completion_tokens", len(pieces)),
+            seconds=time.perf_counter() - start,
         )
 
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> str:
