@@ -25,7 +25,7 @@ from .executor import Executor, RunInterrupted, TaskEvent
 from .experts import ExpertBackend, make_experts
 from .history import Turn
 from .llm import LLM, OnText, make_llm
-from .planning import PlanError, Planner
+from .planning import PlanError, Planner, system_prompt
 from .registry import Registry, default_registry
 from .resources import Allowed, ResourceError, check_plan
 from .responder import Responder
@@ -132,6 +132,7 @@ class HuggingGPT:
         planner = self._planner
         if planner is None or planner.registry is not self.registry or planner.history_tokens != self.history_tokens:
             planner = self._planner = Planner(self.llm, self.registry, history_tokens=self.history_tokens)
+            warm_planner_prefix(self.llm, planner)
         return planner
 
     def candidates(self, task: str, top_k: int | None = None) -> list[Candidate]:
@@ -341,6 +342,28 @@ class HuggingGPT:
     def reset(self) -> None:
         """Forget the chat history (the next request is planned without context)."""
         self.history.clear()
+
+
+def planner_prefix(planner: Planner) -> list[dict[str, str]]:
+    """The messages every plan of `planner` starts with: its system prompt, and its demos unless they are
+    retrieved per request."""
+    if planner.retrieve is not None and 0 < planner.retrieve < len(planner.demos):
+        system = system_prompt(planner.registry, compact=planner.compact, allow_empty=planner.allow_empty)
+        return [{"role": "system", "content": system}]
+    return planner.messages("")[:-1]
+
+
+def warm_planner_prefix(llm: LLM, planner: Planner) -> str | None:
+    """Have an LLM that keeps prompt-prefix KV states (the embedded one: `LocalLLM.warm_prefix`) ready the
+    planner's static prefix, restored from disk in a fresh process: the first plan then costs a warm one.
+    What happened, or None for an LLM without it; a failure only means the first plan computes it."""
+    warm = getattr(llm, "warm_prefix", None)
+    if warm is None:
+        return None
+    try:
+        return warm(planner_prefix(planner))
+    except Exception as exc:  # never worth failing a plan over
+        return f"not warmed: {mask_secrets(str(exc))}"
 
 
 class _Saver:

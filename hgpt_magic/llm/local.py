@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import json
 import os
 import shutil
 import sys
@@ -242,6 +243,9 @@ class LocalLLM:
         params.port = port
         params.ui = False  # an API endpoint, not llama.cpp's web chat
         params.endpoint_slots = False  # /slots would show other callers' prompts
+        self._slot_dir = _enable_slot_files(params)  # where prompt-prefix KV states are kept (see warm_prefix)
+        self._kv_types = f"k={params.cache_type_k} v={params.cache_type_v}"
+        self._warm_prefixes: set[str] = set()
         start = time.perf_counter()
         try:
             self._server = xllamacpp.Server(params)
@@ -343,6 +347,73 @@ class LocalLLM:
             seconds=time.perf_counter() - start,
         )
 
+    # ------------------------------------------------------------------ prompt-prefix KV state on disk
+
+    def prefix_key(self, messages: list[dict[str, str]]) -> str:
+        """Names the KV state of `messages` for this model file, runtime and cache layout: a state saved
+        by another model, xllamacpp version or prompt is never looked up (a new key is computed anew)."""
+        st = self.path.stat()
+        try:
+            runtime = importlib.metadata.version("xllamacpp")
+        except importlib.metadata.PackageNotFoundError:
+            runtime = "unknown"
+        identity = json.dumps(
+            [str(self.path.resolve()), st.st_size, st.st_mtime_ns, runtime, self.n_ctx, self._kv_types, messages],
+            sort_keys=True,
+        )
+        return hashlib.sha256(identity.encode()).hexdigest()[:32]
+
+    def warm_prefix(self, messages: list[dict[str, str]]) -> str:
+        """Make the KV state of `messages` (a static prompt prefix, e.g. the planner's system prompt) ready,
+        so the next request that starts with them only computes the rest.
+
+        Restored from the file an earlier process saved (milliseconds), else computed once (what the first
+        request would have done anyway) and saved beside the model. Returns what happened: "warm" (done
+        before in this process), "restored", "computed" (and saved), or "computed, not saved: ...".
+        A damaged or stale file only costs the computation: llama.cpp compares the stored tokens.
+        """
+        key = self.prefix_key(messages)
+        if key in self._warm_prefixes:
+            return "warm"
+        self._warm_prefixes.add(key)
+        filename = f"prefix-{key}.bin"
+        if self._slot_dir is not None and (self._slot_dir / filename).is_file():
+            if self._slot_action("restore", filename) is None:
+                return "restored"
+        # the prefix and a one-letter user turn, one token out: all but the request is computed
+        self._server.handle_chat_completions(
+            {"messages": [*messages, {"role": "user", "content": "x"}], "max_tokens": 1, "cache_prompt": True}
+        )
+        if self._slot_dir is None:
+            return "computed, not saved: no writable cache folder"
+        partial = f"partial-{key}-{os.getpid()}-{threading.get_ident()}.bin"
+        problem = self._slot_action("save", partial)
+        if problem is None:  # written under a private name, then moved: readers never see half a file
+            os.replace(self._slot_dir / partial, self._slot_dir / filename)
+            return "computed"
+        (self._slot_dir / partial).unlink(missing_ok=True)
+        return f"computed, not saved: {problem}"
+
+    def _slot_action(self, action: str, filename: str) -> str | None:
+        """llama.cpp's slot save/restore (slot 0) through its HTTP listener, the only way xllamacpp offers;
+        None when it worked, else what went wrong."""
+        import urllib.error
+        import urllib.request
+
+        url = self._server.listening_address.rstrip("/") + f"/slots/0?action={action}"
+        request = urllib.request.Request(
+            url, data=json.dumps({"filename": filename}).encode(), method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                response.read()
+            return None
+        except urllib.error.HTTPError as exc:
+            return f"HTTP {exc.code} from llama.cpp's slot {action}"
+        except (OSError, ValueError) as exc:
+            return f"slot {action} failed ({type(exc).__name__})"
+
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Base URL (ending in /v1) of an OpenAI-compatible HTTP endpoint answering with this loaded model.
 
@@ -357,6 +428,19 @@ class LocalLLM:
                 f"or construct LocalLLM(host={host!r}, port={port})"
             )
         return self.base_url
+
+
+def _enable_slot_files(params: Any) -> Path | None:
+    """Point llama.cpp's slot files at a private folder in the cache (`kv/`, mode 0700: a KV state holds
+    the prompt it encodes); None, and no slot files, when that folder cannot be made."""
+    folder = cache_dir() / "kv"
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(folder, 0o700)
+    except OSError:
+        return None
+    params.slot_save_path = str(folder) + os.sep
+    return folder
 
 
 _instances: dict[str | None, LocalLLM] = {}
