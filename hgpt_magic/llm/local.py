@@ -313,24 +313,25 @@ class LocalLLM:
         usage: dict[str, Any] = {}
         failure: list[BaseException] = []
 
-        def on_chunk(chunk: Any) -> bool:
-            if not isinstance(chunk, dict):
-                return False
-            if "error" in chunk:
-                error = chunk["error"]
-                failure.append(LLMError(f"{self.name}: {error.get('message', error) if isinstance(error, dict) else error}"))
-                return True
-            usage.update(chunk.get("usage") or {})
-            for choice in chunk.get("choices") or []:
-                piece = (choice.get("delta") or {}).get("content")
-                if piece:
-                    pieces.append(piece)
-                    try:
+        def on_chunk(chunk: Any) -> bool:  # True stops the model
+            try:
+                if not isinstance(chunk, dict):
+                    return False
+                if "error" in chunk:
+                    error = chunk["error"]
+                    message = error.get("message", error) if isinstance(error, dict) else error
+                    failure.append(LLMError(f"{self.name}: {message}"))
+                    return True
+                usage.update(chunk.get("usage") or {})
+                for choice in chunk.get("choices") or []:
+                    piece = (choice.get("delta") or {}).get("content")
+                    if piece:
+                        pieces.append(piece)
                         on_text(piece)
-                    except BaseException as exc:  # Ctrl-C or a broken display: stop the model, raise below
-                        failure.append(exc)
-                        return True
-            return False
+                return False
+            except BaseException as exc:  # Ctrl-C or a broken display: stop the model, raise below
+                failure.append(exc)
+                return True
 
         start = time.perf_counter()
         try:
