@@ -7,7 +7,7 @@ import io
 import json
 
 import pytest
-from fake_servers import FakeOpenAI, Reply
+from fake_servers import FakeOpenAI, Reply, completion
 from test_magic import session, task  # noqa: F401  (the magic's shell fixture)
 
 from hgpt_magic.catalog import Catalog
@@ -73,6 +73,15 @@ def test_the_http_llm_streams_over_server_sent_events():
             [{"role": "user", "content": "hi"}], on_text=pieces.append)
         assert server.requests[0].json()["stream"] is True
     assert len(pieces) > 3 and "".join(pieces) == ANSWER == reply.text
+
+
+def test_a_server_that_ignores_stream_is_asked_again_for_a_plain_answer():
+    with FakeOpenAI([Reply(200, completion(ANSWER)), ANSWER]) as server:
+        pieces: list[str] = []
+        reply = OpenAICompatibleLLM("tiny", base_url=server.base_url, max_retries=0).chat(
+            [{"role": "user", "content": "hi"}], on_text=pieces.append)
+        assert [r.json().get("stream") for r in server.requests] == [True, None]
+    assert pieces == [ANSWER] and reply.text == ANSWER
 
 
 def test_an_http_stream_that_reports_an_error_is_an_llm_error():

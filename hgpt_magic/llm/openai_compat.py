@@ -96,7 +96,18 @@ class OpenAICompatibleLLM:
         start = time.perf_counter()
         response = self._create(kwargs)
         if on_text is not None:
-            return self._read_stream(response, on_text, start)
+            reply = self._read_stream(response, on_text, start)
+            if reply is not None:
+                return reply
+            kwargs.pop("stream")  # a server that ignores `stream` sends a plain body: ask for that instead
+            response = self._create(kwargs)
+            reply = self._reply(response, start)
+            if reply.text:
+                on_text(reply.text)
+            return reply
+        return self._reply(response, start)
+
+    def _reply(self, response: Any, start: float) -> LLMReply:
         if not response.choices:
             raise LLMError(f"{self.name}: the server returned no choice")
         usage = response.usage
@@ -132,15 +143,18 @@ class OpenAICompatibleLLM:
                 self._secret))
         return response
 
-    def _read_stream(self, stream: Any, on_text: OnText, start: float) -> LLMReply:
-        """The text of a streamed reply, each piece passed to `on_text` as it arrives; the connection is
-        closed whatever happens (a broken consumer must not leave the server writing)."""
+    def _read_stream(self, stream: Any, on_text: OnText, start: float) -> LLMReply | None:
+        """The text of a streamed reply, each piece passed to `on_text` as it arrives; None when no event
+        came at all (not a stream). The connection is closed whatever happens (a broken consumer must not
+        leave the server writing)."""
         import openai
 
         pieces: list[str] = []
         usage = None
+        events = 0
         try:
             for chunk in stream:
+                events += 1
                 usage = getattr(chunk, "usage", None) or usage
                 for choice in getattr(chunk, "choices", None) or []:
                     piece = getattr(choice.delta, "content", None) if choice.delta else None
@@ -158,6 +172,8 @@ class OpenAICompatibleLLM:
             close = getattr(stream, "close", None)
             if close is not None:
                 close()
+        if not events:
+            return None
         return LLMReply(
             text="".join(pieces),
             prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
