@@ -601,7 +601,7 @@ class _LiveAnswer:
     def add(self, piece: str) -> None:
         if not self.stream.add(piece):
             return  # no new whole word yet
-        draft = render.answer_view(self.stream.shown() + " …")
+        draft = render.answer_view(self.stream.shown().rstrip() + " …")
         if self.handle is None:
             self.handle = display(draft, display_id=True)
         else:

@@ -147,3 +147,19 @@ def test_the_magic_shows_the_deterministic_answer_when_the_stream_breaks(session
     assert shown[-1].startswith("Ran 1 of 1 tasks")  # the draft was replaced by the summary
     assert session.last.status == "done"
     assert Run.load(f"{session.last.run_dir}/run.json").answer == shown[-1]
+
+
+def test_the_editor_shows_the_answer_as_it_streams_then_the_checked_one(session):  # noqa: F811
+    session.magics.live_widgets = True
+    session.use(json.dumps({"tasks": [task(0, "summarization", text="long text")]}), ANSWER)
+    session.llm.piece_chars = 5
+    session.cell("", "Summarize: long text")
+    editor = session.magics.last_editor
+    seen: list[str] = []
+    editor.answer.observe(
+        lambda change: seen.extend(o["data"].get("text/markdown", "") for o in change["new"]), names="outputs")
+    editor.run_button.click()
+    assert editor.wait(10)
+    drafts = [text for text in seen if text.endswith(" …")]
+    assert len(drafts) > 2 and all(ANSWER.startswith(d[:-2]) for d in drafts)  # whole words, in order
+    assert seen[-1] == ANSWER == session.last.answer

@@ -586,7 +586,7 @@ class PlanEditor:
         def on_text(piece: str) -> None:
             if stream.add(piece):
                 self.answer.outputs = ()
-                self.answer.append_display_data(render.answer_view(stream.shown() + " …"))
+                self.answer.append_display_data(render.answer_view(stream.shown().rstrip() + " …"))
 
         return on_text
 
