@@ -25,7 +25,7 @@ from .executor import Executor, RunInterrupted, TaskEvent
 from .experts import ExpertBackend, make_experts
 from .history import Turn
 from .llm import LLM, OnText, make_llm
-from .planning import PlanError, Planner, system_prompt
+from .planning import DemoIndex, PlanError, Planner, default_demos, system_prompt
 from .registry import Registry, default_registry
 from .resources import Allowed, ResourceError, check_plan
 from .responder import Responder
@@ -131,7 +131,10 @@ class HuggingGPT:
         history budget is changed."""
         planner = self._planner
         if planner is None or planner.registry is not self.registry or planner.history_tokens != self.history_tokens:
+            meanwhile = _load_demo_index_meanwhile(self.registry) if self._llm is None else None
             planner = self._planner = Planner(self.llm, self.registry, history_tokens=self.history_tokens)
+            if meanwhile is not None:
+                meanwhile.join()
             warm_planner_prefix(self.llm, planner)
         return planner
 
@@ -342,6 +345,23 @@ class HuggingGPT:
     def reset(self) -> None:
         """Forget the chat history (the next request is planned without context)."""
         self.history.clear()
+
+
+def _load_demo_index_meanwhile(registry: Registry) -> threading.Thread | None:
+    """While the LLM loads (seconds for the embedded one), load the planner's demo index (the embedding
+    model and the demos' embeddings) on a thread: the first plan waits for the longer of the two, not both."""
+    if not registry.vocabulary.retrieve:
+        return None
+
+    def load() -> None:
+        try:
+            DemoIndex.of(default_demos(registry))
+        except Exception:  # the planner loads it itself when it needs it (or ranks demos by shared words)
+            pass
+
+    thread = threading.Thread(target=load, name="hgpt-demo-index", daemon=True)
+    thread.start()
+    return thread
 
 
 def planner_prefix(planner: Planner) -> list[dict[str, str]]:
