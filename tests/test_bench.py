@@ -257,3 +257,22 @@ def test_latency_compares_busy_with_quiet_figures():
     assert quiet["e2e_s_median"] == 4.25 and quiet["targets"]["e2e_warm_median_le_5s"]
     text = readable(quiet, busy, ratios)
     assert "busy(2) s" in text and "busy/quiet" in text and "first answer token" in text
+
+
+def test_a_bench_terminated_while_busy_leaves_no_busy_process(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    code = ("import sys, time\nfrom hgpt_magic.bench.latency import busy_processes\n"
+            "with busy_processes(2) as procs:\n    print(*[p.pid for p in procs], flush=True)\n    time.sleep(60)\n")
+    bench = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    pids = [int(p) for p in bench.stdout.readline().split()]
+    bench.send_signal(signal.SIGTERM)  # what `timeout` sends
+    assert bench.wait(timeout=20) != 0
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in pids):
+        time.sleep(0.1)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in pids)

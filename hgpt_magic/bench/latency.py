@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -90,15 +91,25 @@ def warm_plans(llm: Any, count: int) -> list[float]:
     return seconds
 
 
-#: A busy process: one core's worth of pure Python work, ending by itself after `limit` seconds.
-_BUSY_SCRIPT = "import sys, time\nend = time.monotonic() + float(sys.argv[1])\nwhile time.monotonic() < end: pass\n"
+#: A busy process: one core's worth of pure Python work, ending by itself after `limit` seconds, and on
+#: Linux when the bench dies (PR_SET_PDEATHSIG: the kernel sends it SIGKILL when its parent exits).
+_BUSY_SCRIPT = """import sys, time
+try:
+    import ctypes, signal
+    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))
+except Exception:
+    pass
+end = time.monotonic() + float(sys.argv[1])
+while time.monotonic() < end: pass
+"""
 
 
 @contextlib.contextmanager
-def busy_processes(n: int, limit: float = 1800.0) -> Iterator[list[subprocess.Popen]]:
+def busy_processes(n: int, limit: float = 900.0) -> Iterator[list[subprocess.Popen]]:
     """`n` busy-loop processes for the duration of the block, killed when it ends however it ends; each
     also stops by itself after `limit` seconds, so a bench killed hard leaves none spinning for long."""
     procs: list[subprocess.Popen] = []
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)  # `timeout`, `kill`: still clean up
     try:
         for _ in range(n):
             procs.append(subprocess.Popen([sys.executable, "-c", _BUSY_SCRIPT, str(limit)],
@@ -109,6 +120,11 @@ def busy_processes(n: int, limit: float = 1800.0) -> Iterator[list[subprocess.Po
             proc.kill()
         for proc in procs:
             proc.wait()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 def sign_image(folder: Path) -> Path:
