@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from . import __version__
 from .executor import RunInterrupted, TaskEvent
 from .secrets import mask_secrets
+from .streaming import AnswerStream
 from .types import Run
 
 
@@ -58,6 +59,7 @@ class Printer:
 
     def __init__(self, stream):
         self.stream = stream
+        self.answer_stream = AnswerStream()
 
     def __call__(self, text: str = "") -> None:
         print(mask_secrets(text), file=self.stream, flush=True)  # a plan or answer may echo a key
@@ -79,6 +81,26 @@ class Printer:
                 self(f"  [{choice.task_id}] {choice.model} via {choice.backend}: {choice.reason}")
             else:
                 self(f"  [{choice.task_id}] cannot run here: {choice.reason}")
+
+    def answer_piece(self, piece: str) -> None:
+        """A piece of the streamed answer: printed as it comes (whole words, masked; see `AnswerStream`)."""
+        if not self.answer_stream.started:
+            self()
+        new = self.answer_stream.add(piece)
+        if new:
+            print(new, end="", file=self.stream, flush=True)
+
+    def final_answer(self, answer: str) -> None:
+        """The checked answer: completes the streamed text, or is printed whole where it differs from it."""
+        rest = self.answer_stream.rest(answer) if self.answer_stream.started else None
+        if rest is None:
+            if self.answer_stream.started:
+                self("\n(final answer, checked:)")
+            else:
+                self()
+            self(answer)
+        else:
+            self(rest)
 
     def event(self, event: TaskEvent) -> None:
         r = event.result
@@ -128,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         say.plan(run)
         if not args.plan_only:
             say("Running:" if len(run.plan) else "Answering:")
-            hg.finish(run, on_event=say.event)
+            hg.finish(run, on_event=say.event, on_text=say.answer_piece)
     except RunInterrupted as exc:
         path = f"{exc.run.run_dir}/run.json" if exc.run else "run.json"
         print(f"hugginggpt: interrupted; finished results are kept in {path}", file=sys.stderr)
@@ -145,8 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         print(mask_secrets(run.to_json()))
     elif not args.plan_only:
-        say()
-        say(run.answer or "")
+        say.final_answer(run.answer or "")
         files = [a.path for a in run.artifacts() if a.path]
         if files:
             say()

@@ -46,6 +46,7 @@ from .pipeline import HuggingGPT as Pipeline
 from .planning import PlanError
 from .secrets import SECRET_ENV_VARS, hf_token, mask, mask_secrets
 from .selector import no_backend_reason
+from .streaming import AnswerStream
 from .types import Run, TaskResult
 from .widgets import render
 
@@ -415,15 +416,22 @@ class HuggingGPTMagics(Magics):
                 for shown in render.result_displays(event.result):
                     display(shown)
 
+        answer = _LiveAnswer() if live else None  # a terminal would print every update anew
+
         try:
-            pipeline.finish(run, respond=respond, previous=previous, on_event=on_event)
+            pipeline.finish(
+                run, respond=respond, previous=previous, on_event=on_event,
+                on_text=answer.add if answer is not None else None,
+            )
         except RunInterrupted:
             display(render.error_view(f"Interrupted: finished results are kept in {run.run_dir}/run.json"))
             return run
         states.update(run.results)
         if handle is not None:
             handle.update(table())
-        if run.answer:
+        if answer is not None and answer.handle is not None:
+            answer.handle.update(render.answer_view(run.answer or ""))  # the checked answer replaces the draft
+        elif run.answer:
             display(render.answer_view(run.answer))
         return run
 
@@ -585,3 +593,20 @@ def unload_ipython_extension(ipython) -> None:
         manager.magics[kind].pop("hugginggpt", None)
     if magics is not None and magics.settings in ipython.configurables:
         ipython.configurables.remove(magics.settings)
+
+
+class _LiveAnswer:
+    """The answer in the cell's output as the LLM writes it: one display, updated with each new word."""
+
+    def __init__(self) -> None:
+        self.stream = AnswerStream()
+        self.handle = None
+
+    def add(self, piece: str) -> None:
+        if not self.stream.add(piece):
+            return  # no new whole word yet
+        draft = render.answer_view(self.stream.shown().rstrip() + " …")
+        if self.handle is None:
+            self.handle = display(draft, display_id=True)
+        else:
+            self.handle.update(draft)

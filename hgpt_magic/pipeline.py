@@ -24,8 +24,8 @@ from .catalog import Catalog
 from .executor import Executor, RunInterrupted, TaskEvent
 from .experts import ExpertBackend, make_experts
 from .history import Turn, turn_from_run
-from .llm import LLM, make_llm
-from .planning import PlanError, Planner
+from .llm import LLM, OnText, make_llm
+from .planning import DemoIndex, PlanError, Planner, default_demos, system_prompt
 from .registry import Registry, default_registry
 from .resources import Allowed, ResourceError, check_plan
 from .responder import Responder
@@ -131,7 +131,11 @@ class HuggingGPT:
         history budget is changed."""
         planner = self._planner
         if planner is None or planner.registry is not self.registry or planner.history_tokens != self.history_tokens:
+            meanwhile = _load_demo_index_meanwhile(self.registry) if self._llm is None else None
             planner = self._planner = Planner(self.llm, self.registry, history_tokens=self.history_tokens)
+            if meanwhile is not None:
+                meanwhile.join()
+            warm_planner_prefix(self.llm, planner)
         return planner
 
     def candidates(self, task: str, top_k: int | None = None) -> list[Candidate]:
@@ -210,11 +214,18 @@ class HuggingGPT:
         results: Mapping[int, TaskResult],
         *,
         calls: list[LLMCall] | None = None,
+        on_text: OnText | None = None,
     ) -> str:
-        """Stage 4: the answer (Markdown); a deterministic summary if the LLM fails."""
+        """Stage 4: the answer (Markdown); a deterministic summary if the LLM fails.
+
+        `on_text` gets the LLM's text piece by piece as it is written (a streamed draft); the returned
+        answer is the checked whole, which may differ (a summary when the stream broke, file paths added).
+        """
         if self._responder is None:
             self._responder = Responder(self.llm)
-        return self._responder.respond(request, plan, selection, results, history=self.history, calls=calls)
+        return self._responder.respond(
+            request, plan, selection, results, history=self.history, calls=calls, on_text=on_text
+        )
 
     # ------------------------------------------------------------------ all four
 
@@ -226,8 +237,9 @@ class HuggingGPT:
         respond: bool = True,
         stop: threading.Event | None = None,
         on_event: Callable[[TaskEvent], None] | None = None,
+        on_text: OnText | None = None,
     ) -> Run:
-        """Plan, select, execute and respond. The `Run` is also kept in `self.last_run`.
+        """Plan, select, execute and respond (`on_text`: the answer's text as it streams, see `respond`). The `Run` is also kept in `self.last_run`.
 
         Raises `PlanError` if no valid plan can be had (the failed `Run` is in `last_run`), and
         `RunInterrupted` on Ctrl-C, with the partial `Run`, finished results included, as `.run`.
@@ -245,7 +257,7 @@ class HuggingGPT:
             run.status = "selected"
             if plan_only:
                 return run
-            self.finish(run, respond=respond, stop=stop, on_event=on_event)
+            self.finish(run, respond=respond, stop=stop, on_event=on_event, on_text=on_text)
         except PlanError as exc:
             run.status, run.error = "failed", str(exc)
             raise
@@ -260,9 +272,11 @@ class HuggingGPT:
         stop: threading.Event | None = None,
         on_event: Callable[[TaskEvent], None] | None = None,
         replace_turn: Turn | None = None,
+        on_text: OnText | None = None,
     ) -> Run:
         """Execute and answer a planned `Run` (after the user edited its plan or models, say).
 
+        `on_text`: the answer's text as it streams (see `respond`).
         `replace_turn`: a history turn that this answer replaces when it is still the last one (running
         the same request again, as the editor does); `last_turn` is the turn added, if any.
 
@@ -282,7 +296,9 @@ class HuggingGPT:
             run.status = "interrupted" if stopped else "running"
             if respond and not stopped:  # after Stop, the user wants control back, not another LLM call
                 with _timed(run, "respond"):
-                    answer = self.respond(run.request, run.plan, run.selection, run.results, calls=run.llm_calls)
+                    answer = self.respond(
+                        run.request, run.plan, run.selection, run.results, calls=run.llm_calls, on_text=on_text
+                    )
                 run.answer = mask_secrets(answer)  # an LLM that echoes a key, a {var} that held one
                 self.remember(turn_from_run(run), replacing=replace_turn)  # never its answer
             if run.status != "interrupted":
@@ -329,6 +345,45 @@ class HuggingGPT:
     def reset(self) -> None:
         """Forget the chat history (the next request is planned without context)."""
         self.history.clear()
+
+
+def _load_demo_index_meanwhile(registry: Registry) -> threading.Thread | None:
+    """While the LLM loads (seconds for the embedded one), load the planner's demo index (the embedding
+    model and the demos' embeddings) on a thread: the first plan waits for the longer of the two, not both."""
+    if not registry.vocabulary.retrieve:
+        return None
+
+    def load() -> None:
+        try:
+            DemoIndex.of(default_demos(registry))
+        except Exception:  # the planner loads it itself when it needs it (or ranks demos by shared words)
+            pass
+
+    thread = threading.Thread(target=load, name="hgpt-demo-index", daemon=True)
+    thread.start()
+    return thread
+
+
+def planner_prefix(planner: Planner) -> list[dict[str, str]]:
+    """The messages every plan of `planner` starts with: its system prompt, and its demos unless they are
+    retrieved per request."""
+    if planner.retrieve is not None and 0 < planner.retrieve < len(planner.demos):
+        system = system_prompt(planner.registry, compact=planner.compact, allow_empty=planner.allow_empty)
+        return [{"role": "system", "content": system}]
+    return planner.messages("")[:-1]
+
+
+def warm_planner_prefix(llm: LLM, planner: Planner) -> str | None:
+    """Have an LLM that keeps prompt-prefix KV states (the embedded one: `LocalLLM.warm_prefix`) ready the
+    planner's static prefix, restored from disk in a fresh process: the first plan then costs a warm one.
+    What happened, or None for an LLM without it; a failure only means the first plan computes it."""
+    warm = getattr(llm, "warm_prefix", None)
+    if warm is None:
+        return None
+    try:
+        return warm(planner_prefix(planner))
+    except Exception as exc:  # never worth failing a plan over
+        return f"not warmed: {mask_secrets(str(exc))}"
 
 
 class _Saver:

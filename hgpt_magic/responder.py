@@ -24,7 +24,7 @@ from .grounding import (
     succeeded,
 )
 from .history import Turn, history_block
-from .llm import LLM, call_llm
+from .llm import LLM, OnText, call_llm
 from .types import LLMCall, Plan, Selection, TaskResult
 
 log = logging.getLogger(__name__)
@@ -85,13 +85,17 @@ class Responder:
         *,
         history: Sequence[Turn] = (),
         calls: list[LLMCall] | None = None,
+        on_text: OnText | None = None,
     ) -> str:
+        """The answer; `on_text` sees the LLM's draft as it is written (the returned text is the checked one)."""
         if len(plan) and not succeeded(results):  # nothing ran: the failures are the whole answer
             return deterministic_answer(plan, results)
         messages = self.messages(request, plan, selection, results, history)
         max_tokens = self.max_tokens if len(plan) else max(self.max_tokens, 300)
         try:
-            reply = call_llm(self.llm, messages, stage="respond", calls=calls, max_tokens=max_tokens)
+            reply = call_llm(
+                self.llm, messages, stage="respond", calls=calls, max_tokens=max_tokens, on_text=on_text
+            )
         except Exception:  # any failure of the LLM: the run still gets an answer
             return fallback_answer(request, plan, selection, results)
         sentence = without_preamble(reply.text)

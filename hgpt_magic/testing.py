@@ -29,23 +29,46 @@ SETTINGS_ENV_VARS = tuple(dict.fromkeys(
 Reply = str | Callable[[list[dict[str, str]], dict[str, Any] | None], str]
 
 
-class ScriptedLLM:
-    """An LLM that answers with the given replies in order (a callable reply sees messages and schema)."""
+class StreamBroken(RuntimeError):
+    """Raised by `ScriptedLLM` part-way through a streamed reply (`fail_stream_after`), like a dropped connection."""
 
-    def __init__(self, replies: Iterable[Reply], *, name: str = "scripted", supports_schema: bool = True):
+
+class ScriptedLLM:
+    """An LLM that answers with the given replies in order (a callable reply sees messages and schema).
+
+    It streams like a real backend: given `on_text`, the reply is handed over in pieces of `piece_chars`
+    characters; with `fail_stream_after=N` it raises `StreamBroken` after N pieces of a streamed reply.
+    """
+
+    def __init__(
+        self,
+        replies: Iterable[Reply],
+        *,
+        name: str = "scripted",
+        supports_schema: bool = True,
+        piece_chars: int = 8,
+        fail_stream_after: int | None = None,
+    ):
         self.replies = list(replies)
         self.name = name
         self.supports_schema = supports_schema
+        self.piece_chars = max(1, piece_chars)
+        self.fail_stream_after = fail_stream_after
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
 
-    def chat(self, messages, *, schema=None, max_tokens=512, temperature=0.0) -> LLMReply:
+    def chat(self, messages, *, schema=None, max_tokens=512, temperature=0.0, on_text=None) -> LLMReply:
         with self._lock:
             self.requests.append({"messages": messages, "schema": schema})
             if not self.replies:
                 raise RuntimeError("ScriptedLLM has no reply left")
             reply = self.replies.pop(0)
         text = reply(messages, schema) if callable(reply) else reply
+        if on_text is not None:
+            for n, start in enumerate(range(0, len(text), self.piece_chars)):
+                if self.fail_stream_after is not None and n >= self.fail_stream_after:
+                    raise StreamBroken(f"the stream broke after {n} pieces")
+                on_text(text[start:start + self.piece_chars])
         prompt_chars = sum(len(m["content"]) for m in messages)
         return LLMReply(text=text, prompt_tokens=prompt_chars // 4, completion_tokens=len(text) // 4)
 

@@ -263,6 +263,8 @@ class FakeOpenAI(FakeServer):
         if isinstance(reply, Reply):
             return reply
         content = reply(request) if callable(reply) else reply
+        if request.get("stream"):
+            return Reply(200, event_stream(content, request.get("model", "tiny")), {"Content-Type": "text/event-stream"})
         return Reply(200, completion(content, request.get("model", "tiny")))
 
     @property
@@ -279,6 +281,20 @@ def completion(content: str, model: str = "tiny") -> dict[str, Any]:
         "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
     }
+
+
+def event_stream(content: str, model: str = "tiny", piece_chars: int = 5) -> str:
+    """A streamed completion as OpenAI sends it (server-sent events): a role chunk, content in pieces of
+    `piece_chars` characters, a finish chunk, then `[DONE]`."""
+
+    def chunk(delta: dict[str, str], finish: str | None = None) -> str:
+        body = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        return f"data: {json.dumps(body)}\n\n"
+
+    pieces = [content[i:i + piece_chars] for i in range(0, len(content), piece_chars)]
+    return (chunk({"role": "assistant"}) + "".join(chunk({"content": p}) for p in pieces)
+            + chunk({}, "stop") + "data: [DONE]\n\n")
 
 
 # ------------------------------------------------------------------------------------------

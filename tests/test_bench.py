@@ -220,3 +220,59 @@ def test_shipped_taskbench_demos_are_valid_plans_in_taskbench_vocabulary():
         assert not plan.repairs, (demo.request, plan.repairs)
         used |= {t.task for t in plan}
     assert used == set(registry.names)  # every tool is demonstrated at least once
+
+
+# --------------------------------------------------------------------------- latency --busy
+
+
+def test_busy_processes_spin_inside_the_block_and_are_killed_even_when_it_fails():
+    from hgpt_magic.bench.latency import busy_processes
+
+    with pytest.raises(RuntimeError), busy_processes(2) as procs:
+        assert len(procs) == 2 and all(p.poll() is None for p in procs)
+        raise RuntimeError("the measurement failed")
+    assert all(p.poll() is not None for p in procs)
+
+
+def test_busy_processes_stop_by_themselves_after_their_limit():
+    from hgpt_magic.bench.latency import busy_processes
+
+    with busy_processes(1, limit=0.2) as (proc,):
+        assert proc.wait(timeout=20) == 0  # its own time limit ended it, not the kill
+
+
+def test_latency_compares_busy_with_quiet_figures():
+    from hgpt_magic.bench.latency import compare, readable, summarise
+
+    cold = [{"cold_start_s": 6.0, "load_s": 2.0, "first_plan_s": 4.0, "prefix": "restored"}]
+    e2e = [{"seconds": s, "status": "done", "error": None, "tasks": ["image-to-text", "text-to-speech"],
+            "timings": {"plan": 2.0, "respond": 1.0}, "llm_calls": 2, "first_token_s": 0.5} for s in (9.0, 4.0, 4.5)]
+    quiet = summarise("local", cold, [2.0, 2.0, 3.0], e2e)
+    busy = summarise("local", cold, [4.0] * 19 + [10.0], e2e)
+    ratios = compare(quiet, busy, 2)
+    assert ratios["plan_ratio_median"] == 2.0 and ratios["plan_ratio_worst"] == 5.0
+    assert ratios["targets"] == {"plan_ratio_median_le_2_5": True, "plan_ratio_worst_le_4": False,
+                                 "busy_plans_ge_20": True}
+    assert quiet["targets"]["cold_start_le_8s"] and quiet["targets"]["first_token_le_1_5s"]
+    assert quiet["e2e_s_median"] == 4.25 and quiet["targets"]["e2e_warm_median_le_5s"]
+    text = readable(quiet, busy, ratios)
+    assert "busy(2) s" in text and "busy/quiet" in text and "first answer token" in text
+
+
+def test_a_bench_terminated_while_busy_leaves_no_busy_process(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    code = ("import sys, time\nfrom hgpt_magic.bench.latency import busy_processes\n"
+            "with busy_processes(2) as procs:\n    print(*[p.pid for p in procs], flush=True)\n    time.sleep(60)\n")
+    bench = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    pids = [int(p) for p in bench.stdout.readline().split()]
+    bench.send_signal(signal.SIGTERM)  # what `timeout` sends
+    assert bench.wait(timeout=20) != 0
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in pids):
+        time.sleep(0.1)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in pids)

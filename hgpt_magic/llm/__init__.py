@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 
 from .. import settings
-from .base import LLM, LLMError, LLMReply, call_llm, response_format
+from .base import LLM, LLMError, LLMReply, OnText, call_llm, response_format, streams
 from .openai_compat import HF_ROUTER_URL, OpenAICompatibleLLM
 
 
@@ -86,9 +86,11 @@ __all__ = [
     "LLM",
     "LLMError",
     "LLMReply",
+    "OnText",
     "OpenAICompatibleLLM",
     "call_llm",
     "default_llm_spec",
     "make_llm",
     "response_format",
+    "streams",
 ]

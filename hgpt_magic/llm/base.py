@@ -6,12 +6,17 @@ them, so the package has no import cycle.
 
 from __future__ import annotations
 
+import inspect
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from ..secrets import mask_secrets
 from ..types import LLMCall
+
+#: Receives each piece of the reply's text as the model writes it (a streamed answer).
+OnText = Callable[[str], None]
 
 
 class LLMError(RuntimeError):
@@ -40,7 +45,19 @@ class LLM(Protocol):
         schema: dict[str, Any] | None = None,
         max_tokens: int = 512,
         temperature: float = 0.0,
-    ) -> LLMReply: ...
+    ) -> LLMReply:
+        """One completion. A backend that can stream also takes `on_text` (see `streams`): it is called
+        with each new piece of text as it is written, and the reply still holds the whole text."""
+        ...
+
+
+def streams(llm: LLM) -> bool:
+    """Whether `llm.chat` takes `on_text` (streams its reply); backends written before streaming do not."""
+    try:
+        parameters = inspect.signature(llm.chat).parameters
+    except (TypeError, ValueError):
+        return False
+    return "on_text" in parameters
 
 
 def call_llm(
@@ -49,12 +66,21 @@ def call_llm(
     *,
     stage: str,
     calls: list[LLMCall] | None = None,
+    on_text: OnText | None = None,
     **kwargs: Any,
 ) -> LLMReply:
-    """`llm.chat(...)`, recording the call (stage, tokens, seconds, error) in `calls` when given."""
+    """`llm.chat(...)`, recording the call (stage, tokens, seconds, error) in `calls` when given.
+
+    `on_text` gets the reply piece by piece when the backend streams, else the whole text at once.
+    """
     start = time.perf_counter()
     try:
-        reply = llm.chat(messages, **kwargs)
+        if on_text is not None and streams(llm):
+            reply = llm.chat(messages, on_text=on_text, **kwargs)
+        else:
+            reply = llm.chat(messages, **kwargs)
+            if on_text is not None and reply.text:
+                on_text(reply.text)
     except Exception as exc:
         if calls is not None:
             calls.append(LLMCall(stage, seconds=time.perf_counter() - start, error=mask_secrets(str(exc))))

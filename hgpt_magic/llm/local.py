@@ -12,20 +12,20 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import json
 import os
 import shutil
 import sys
 import tempfile
 import threading
 import time
-import weakref
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from .. import settings
 from ..settings import cache_dir
-from .base import LLMError, LLMReply, response_format
+from .base import LLMError, LLMReply, OnText, response_format
 
 GGUF_NAME = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 GGUF_SIZE = 1_117_320_768
@@ -231,9 +231,11 @@ class LocalLLM:
         import xllamacpp  # imported here: `import hgpt_magic.llm.local` stays cheap
 
         self._n_parallel, self._host = n_parallel, host
-        self._kv_dir = tempfile.mkdtemp(prefix="hgpt-kv-")  # private (0700): KV copies to the lean copy
-        weakref.finalize(self, shutil.rmtree, self._kv_dir, True)
+        # A private (0700) folder for KV states: saved prompt prefixes (warm_prefix) and copies to the lean copy.
+        self._slot_dir = _slot_folder()
         params = self._params(self.threads, self.threads, port)
+        self._kv_types = f"k={params.cache_type_k} v={params.cache_type_v}"
+        self._warm_prefixes: set[str] = set()
         start = time.perf_counter()
         try:
             self._server = xllamacpp.Server(params)
@@ -279,14 +281,13 @@ class LocalLLM:
         for messages in recent[:-1]:
             server.handle_chat_completions({"messages": messages, "max_tokens": 1, "cache_prompt": True})
         name = f"lean-{os.getpid()}-{id(server)}.bin"
-        try:
-            _slot_action(self._server, "save", name)
-            _slot_action(server, "restore", name)
-        except (OSError, ValueError):
+        copied = self._slot_dir is not None and _slot_action(self._server, "save", name) is None \
+            and _slot_action(server, "restore", name) is None
+        if self._slot_dir is not None:
+            Path(self._slot_dir, name).unlink(missing_ok=True)
+        if not copied:
             for messages in recent[-1:]:  # no copy: compute it
                 server.handle_chat_completions({"messages": messages, "max_tokens": 1, "cache_prompt": True})
-        finally:
-            Path(self._kv_dir, name).unlink(missing_ok=True)
 
     def _server_for(self, messages: list[dict[str, str]]) -> Any:
         """The full-thread model on a quiet machine, the lean copy (once loaded) on a busy one."""
@@ -319,7 +320,8 @@ class LocalLLM:
         params.port = port
         params.ui = False  # an API endpoint, not llama.cpp's web chat
         params.endpoint_slots = False  # /slots would show other callers' prompts
-        params.slot_save_path = self._kv_dir + os.sep  # only for copying the KV cache to the lean copy
+        if self._slot_dir is not None:
+            params.slot_save_path = str(self._slot_dir) + os.sep
         return params
 
     def __repr__(self) -> str:
@@ -332,8 +334,11 @@ class LocalLLM:
         schema: dict[str, Any] | None = None,
         max_tokens: int = 512,
         temperature: float = 0.0,
+        on_text: OnText | None = None,
     ) -> LLMReply:
-        """One chat completion; with `schema`, decoding is grammar-constrained to JSON matching it."""
+        """One chat completion; with `schema`, decoding is grammar-constrained to JSON matching it.
+
+        With `on_text`, the reply streams: `on_text` gets each piece as the model writes it (`_stream`)."""
         request: dict[str, Any] = {
             "messages": messages,
             "max_tokens": max_tokens,
@@ -342,6 +347,8 @@ class LocalLLM:
         }
         if schema is not None:
             request["response_format"] = response_format(schema)
+        if on_text is not None:
+            return self._stream(request, on_text)
         start = time.perf_counter()
         server = self._server_for(messages)
         try:
@@ -361,6 +368,99 @@ class LocalLLM:
             seconds=seconds,
         )
 
+    def _stream(self, request: dict[str, Any], on_text: OnText) -> LLMReply:
+        """The request streamed: xllamacpp calls back on this thread with each OpenAI chunk (the GIL free
+        between chunks). An exception in `on_text` stops the model (the callback returns True) and is
+        raised here once the server has let go, so a broken consumer never leaves the model writing."""
+        pieces: list[str] = []
+        usage: dict[str, Any] = {}
+        failure: list[BaseException] = []
+
+        def on_chunk(chunk: Any) -> bool:  # True stops the model
+            try:
+                if not isinstance(chunk, dict):
+                    return False
+                if "error" in chunk:
+                    error = chunk["error"]
+                    message = error.get("message", error) if isinstance(error, dict) else error
+                    failure.append(LLMError(f"{self.name}: {message}"))
+                    return True
+                usage.update(chunk.get("usage") or {})
+                for choice in chunk.get("choices") or []:
+                    piece = (choice.get("delta") or {}).get("content")
+                    if piece:
+                        pieces.append(piece)
+                        on_text(piece)
+                return False
+            except BaseException as exc:  # Ctrl-C or a broken display: stop the model, raise below
+                failure.append(exc)
+                return True
+
+        start = time.perf_counter()
+        try:
+            self._server_for(request["messages"]).handle_chat_completions({**request, "stream": True}, on_chunk)
+        except Exception as exc:  # a bad request is a ValueError, before any chunk
+            raise LLMError(f"{self.name}: {exc}") from None
+        if failure:
+            raise failure[0]
+        text = "".join(pieces)
+        return LLMReply(
+            text=text,
+            prompt_tokens=usage.get("prompt_tokens", 0),
+            completion_tokens=usage.get("completion_tokens", len(pieces)),
+            seconds=time.perf_counter() - start,
+        )
+
+    # ------------------------------------------------------------------ prompt-prefix KV state on disk
+
+    def prefix_key(self, messages: list[dict[str, str]]) -> str:
+        """Names the KV state of `messages` for this model file, runtime and cache layout: a state saved
+        by another model, xllamacpp version or prompt is never looked up (a new key is computed anew)."""
+        st = self.path.stat()
+        try:
+            runtime = importlib.metadata.version("xllamacpp")
+        except importlib.metadata.PackageNotFoundError:
+            runtime = "unknown"
+        identity = json.dumps(
+            [str(self.path.resolve()), st.st_size, st.st_mtime_ns, runtime, self.n_ctx, self._kv_types, messages],
+            sort_keys=True,
+        )
+        return hashlib.sha256(identity.encode()).hexdigest()[:32]
+
+    def warm_prefix(self, messages: list[dict[str, str]]) -> str:
+        """Make the KV state of `messages` (a static prompt prefix, e.g. the planner's system prompt) ready,
+        so the next request that starts with them only computes the rest.
+
+        Restored from the file an earlier process saved (milliseconds), else computed once (what the first
+        request would have done anyway) and saved beside the model. Returns what happened: "warm" (done
+        before in this process), "restored", "computed" (and saved), or "computed, not saved: ...".
+        A damaged or stale file only costs the computation: llama.cpp compares the stored tokens.
+        """
+        key = self.prefix_key(messages)
+        if key in self._warm_prefixes:
+            return "warm"
+        self._warm_prefixes.add(key)
+        filename = f"prefix-{key}.bin"
+        if self._slot_dir is not None and (self._slot_dir / filename).is_file():
+            if self._slot_action("restore", filename) is None:
+                return "restored"
+        # the prefix and a one-letter user turn, one token out: all but the request is computed
+        self._server.handle_chat_completions(
+            {"messages": [*messages, {"role": "user", "content": "x"}], "max_tokens": 1, "cache_prompt": True}
+        )
+        if self._slot_dir is None:
+            return "computed, not saved: no writable cache folder"
+        partial = f"partial-{key}-{os.getpid()}-{threading.get_ident()}.bin"
+        problem = self._slot_action("save", partial)
+        if problem is None:  # written under a private name, then moved: readers never see half a file
+            os.replace(self._slot_dir / partial, self._slot_dir / filename)
+            return "computed"
+        (self._slot_dir / partial).unlink(missing_ok=True)
+        return f"computed, not saved: {problem}"
+
+    def _slot_action(self, action: str, filename: str) -> str | None:
+        return _slot_action(self._server, action, filename)
+
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Base URL (ending in /v1) of an OpenAI-compatible HTTP endpoint answering with this loaded model.
 
@@ -377,16 +477,37 @@ class LocalLLM:
         return self.base_url
 
 
-def _slot_action(server: Any, action: str, filename: str) -> None:
-    """Save or restore slot 0's KV cache to/from `filename` in the slot folder (llama.cpp's /slots API)."""
-    import json
+def _slot_action(server: Any, action: str, filename: str) -> str | None:
+    """llama.cpp's slot save/restore (slot 0) through its HTTP listener, the only way xllamacpp offers;
+    None when it worked, else what went wrong."""
+    import urllib.error
     import urllib.request
 
-    url = f"{server.listening_address.rstrip('/')}/slots/0?action={action}"
-    body = json.dumps({"filename": filename}).encode()
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
-    with urllib.request.urlopen(request, timeout=60) as response:
-        json.loads(response.read())
+    url = server.listening_address.rstrip("/") + f"/slots/0?action={action}"
+    request = urllib.request.Request(
+        url, data=json.dumps({"filename": filename}).encode(), method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            response.read()
+        return None
+    except urllib.error.HTTPError as exc:
+        return f"HTTP {exc.code} from llama.cpp's slot {action}"
+    except (OSError, ValueError) as exc:
+        return f"slot {action} failed ({type(exc).__name__})"
+
+
+def _slot_folder() -> Path | None:
+    """llama.cpp's slot-file folder in the cache (`kv/`, mode 0700: a KV state holds the prompt it
+    encodes); None, and no slot files, when that folder cannot be made."""
+    folder = cache_dir() / "kv"
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(folder, 0o700)
+    except OSError:
+        return None
+    return folder
 
 
 _instances: dict[str | None, LocalLLM] = {}

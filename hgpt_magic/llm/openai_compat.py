@@ -10,7 +10,7 @@ from typing import Any
 
 from .. import settings
 from ..secrets import mask_secrets
-from .base import LLMError, LLMReply, response_format
+from .base import LLMError, LLMReply, OnText, response_format
 
 #: Hugging Face's OpenAI-compatible router (chat completions over Inference Providers).
 HF_ROUTER_URL = "https://router.huggingface.co/v1"
@@ -84,15 +84,44 @@ class OpenAICompatibleLLM:
             text = f"{where}: {type(exc).__name__}: {exc}"
         return LLMError(mask_secrets(text, self._secret))
 
-    def chat(self, messages, *, schema=None, max_tokens=512, temperature=0.0) -> LLMReply:
-        import openai
-
+    def chat(self, messages, *, schema=None, max_tokens=512, temperature=0.0, on_text: OnText | None = None) -> LLMReply:
+        """One completion; with `on_text`, streamed (`stream=True`) and handed over piece by piece."""
         kwargs: dict[str, Any] = dict(
             model=self.model, messages=messages, max_tokens=max_tokens, temperature=temperature
         )
         if schema is not None and self.supports_schema:
             kwargs["response_format"] = response_format(schema)
+        if on_text is not None:
+            kwargs["stream"] = True
         start = time.perf_counter()
+        response = self._create(kwargs)
+        if on_text is not None:
+            reply = self._read_stream(response, on_text, start)
+            if reply is not None:
+                return reply
+            kwargs.pop("stream")  # a server that ignores `stream` sends a plain body: ask for that instead
+            response = self._create(kwargs)
+            reply = self._reply(response, start)
+            if reply.text:
+                on_text(reply.text)
+            return reply
+        return self._reply(response, start)
+
+    def _reply(self, response: Any, start: float) -> LLMReply:
+        if not response.choices:
+            raise LLMError(f"{self.name}: the server returned no choice")
+        usage = response.usage
+        return LLMReply(
+            text=response.choices[0].message.content or "",
+            prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+            completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+            seconds=time.perf_counter() - start,
+        )
+
+    def _create(self, kwargs: dict[str, Any]) -> Any:
+        """`chat.completions.create`, once more without `response_format` if the server rejects it."""
+        import openai
+
         try:
             try:
                 response = self._client.chat.completions.create(**kwargs)
@@ -108,19 +137,63 @@ class OpenAICompatibleLLM:
             body = getattr(exc, "doc", None)  # json.JSONDecodeError keeps the text it could not read
             what = _what_came_back(body) if isinstance(body, str) else f"({exc})"
             raise LLMError(mask_secrets(f"{self.name}: the server's answer is not JSON: {what}", self._secret)) from None
-        if not hasattr(response, "choices"):  # the SDK hands back the body as is when it is not JSON
+        if not kwargs.get("stream") and not hasattr(response, "choices"):  # the SDK hands back a non-JSON body as is
             raise LLMError(mask_secrets(
                 f"{self.name}: not an OpenAI-compatible chat server; it answered {_what_came_back(str(response))}",
                 self._secret))
-        if not response.choices:
-            raise LLMError(f"{self.name}: the server returned no choice")
-        usage = response.usage
+        return response
+
+    def _read_stream(self, stream: Any, on_text: OnText, start: float) -> LLMReply | None:
+        """The text of a streamed reply, each piece passed to `on_text` as it arrives; None when no event
+        came at all (not a stream). The connection is closed whatever happens (a broken consumer must not
+        leave the server writing)."""
+        import openai
+
+        pieces: list[str] = []
+        usage = None
+        events = 0
+        try:
+            for chunk in stream:
+                events += 1
+                usage = getattr(chunk, "usage", None) or usage
+                for choice in getattr(chunk, "choices", None) or []:
+                    piece = getattr(choice.delta, "content", None) if choice.delta else None
+                    if piece:
+                        pieces.append(piece)
+                        _hand_over(on_text, piece)
+        except _ConsumerFailed as failed:
+            raise failed.error from None
+        except openai.APIError as exc:
+            raise self._error(exc) from None
+        except (ValueError, AttributeError) as exc:  # an event that is not a chat chunk
+            raise LLMError(mask_secrets(f"{self.name}: a streamed chunk is not a chat completion ({exc})",
+                                        self._secret)) from None
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+        if not events:
+            return None
         return LLMReply(
-            text=response.choices[0].message.content or "",
+            text="".join(pieces),
             prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-            completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+            completion_tokens=getattr(usage, "completion_tokens", 0) or len(pieces),
             seconds=time.perf_counter() - start,
         )
+
+
+class _ConsumerFailed(Exception):
+    """Carries what `on_text` raised past the handlers meant for the server's own errors."""
+
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+def _hand_over(on_text: OnText, piece: str) -> None:
+    try:
+        on_text(piece)
+    except Exception as exc:
+        raise _ConsumerFailed(exc) from exc
 
 
 def _what_came_back(body: str, limit: int = 120) -> str:

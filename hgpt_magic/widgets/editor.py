@@ -39,6 +39,7 @@ from ..planning import PlanError
 from ..registry import Slot
 from ..secrets import mask_secrets
 from ..selector import no_backend_reason
+from ..streaming import AnswerStream
 from ..types import GENERATED_RE, Choice, Plan, Run, Selection, Task, TaskResult
 from . import render
 from .graph import plan_svg
@@ -562,7 +563,7 @@ class PlanEditor:
             self._say("Running…")
             self.pipeline.finish(  # running the same request again replaces its history turn
                 run, respond=self.respond, previous=previous, stop=self._stop, on_event=self._on_event,
-                replace_turn=self._turn,
+                replace_turn=self._turn, on_text=self._answer_piece(),
             )
             self._turn = self.pipeline.last_turn
         with self._lock:
@@ -576,6 +577,18 @@ class PlanEditor:
             self.answer.outputs = ()
             if run.answer:
                 self.answer.append_display_data(render.answer_view(run.answer))
+
+    def _answer_piece(self):
+        """An `on_text` callback showing the answer's draft in the answer area as each word is written
+        (the checked answer replaces it when the run ends)."""
+        stream = AnswerStream()
+
+        def on_text(piece: str) -> None:
+            if stream.add(piece):
+                self.answer.outputs = ()
+                self.answer.append_display_data(render.answer_view(stream.shown().rstrip() + " …"))
+
+        return on_text
 
     def _on_event(self, event: TaskEvent) -> None:
         """Called from the executor's threads: the shared state and the widgets change under the lock."""
