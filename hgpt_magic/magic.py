@@ -16,6 +16,7 @@ Settings are traitlets of the `HuggingGPT` configurable: `%config HuggingGPT.llm
 
 from __future__ import annotations
 
+import collections
 import difflib
 import keyword
 import mimetypes
@@ -485,13 +486,16 @@ class HuggingGPTMagics(Magics):
         display(_table(["setting", "value"], rows, "HuggingGPT configuration"))
 
     def _tasks(self, _rest: list[str]) -> None:
-        registry = self.pipeline.registry
-        rows = [
-            (t.name, t.signature().split("(", 1)[1].rsplit(")", 1)[0], " + ".join(t.outputs),
-             "yes" if t.llm_served else "", t.description)
-            for t in registry
-        ]
-        display(_table(["task", "inputs", "outputs", "LLM can do it", "what it does"], rows,
+        pipeline = self.pipeline
+        registry = pipeline.registry
+        rows = []
+        for t in registry:
+            offered = pipeline.candidates(t.name, 1000)
+            per_backend = collections.Counter(c.backend for c in offered)
+            served = ", ".join(f"{name} ({n})" for name, n in per_backend.items()) or "none here"
+            rows.append((t.name, t.signature().split("(", 1)[1].rsplit(")", 1)[0], " + ".join(t.outputs),
+                         served, str(len(offered)), t.description))
+        display(_table(["task", "inputs", "outputs", "served here by", "candidates", "what it does"], rows,
                        f"{len(registry)} task types ({registry.name})"))
 
     def _models(self, rest: list[str]) -> None:

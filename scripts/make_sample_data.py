@@ -131,9 +131,14 @@ def check(out: Path) -> None:
 
     from hgpt_magic.experts.base import ExpertContext
     from hgpt_magic.experts.local import (
+        EFFICIENTNET_ID,
+        HAAR_CATFACE_ID,
         HAAR_FACE_ID,
         POCKETSPHINX_ID,
         RAPIDOCR_ID,
+        SILERO_VAD_ID,
+        TESSERACT_ID,
+        TEXT_REGIONS_ID,
         LocalExperts,
     )
 
@@ -144,7 +149,13 @@ def check(out: Path) -> None:
         ("automatic-speech-recognition", POCKETSPHINX_ID, {"audio": out / "hello.wav"}),
         ("object-detection", HAAR_FACE_ID, {"image": out / "astronaut.png"}),
         ("object-detection", HAAR_FACE_ID, {"image": out / "cat.png"}),
+        ("object-detection", HAAR_CATFACE_ID, {"image": out / "cat.png"}),
+        ("image-classification", EFFICIENTNET_ID, {"image": out / "cat.png"}),
+        ("image-segmentation", TEXT_REGIONS_ID, {"image": out / "sign.png"}),
+        ("image-to-text", TESSERACT_ID, {"image": out / "document.png"}),
+        ("audio-classification", SILERO_VAD_ID, {"audio": out / "hello.wav"}),
     ]
+    jobs = [job for job in jobs if experts.can_serve(job[0], job[1])]  # optional models may be missing
     with tempfile.TemporaryDirectory() as tmp:
         for task_id, (task, model, inputs) in enumerate(jobs):
             ctx = ExpertContext(run_dir=Path(tmp), task_id=task_id, task=task)

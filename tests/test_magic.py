@@ -382,6 +382,7 @@ def test_tasks_lists_the_registry(session):
     session.use()
     shown = texts(session.line("tasks"))
     assert "25 task types (tests)" in shown and "image-to-text" in shown and "describe an image" in shown
+    assert "served here by" in shown and "timed (" in shown and "none here" in shown  # per task: backends, counts
 
 
 def test_models_lists_candidates_with_downloads_and_backends(session):

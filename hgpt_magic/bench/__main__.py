@@ -1,4 +1,4 @@
-"""`python -m hgpt_magic.bench SUBCOMMAND [options]`: taskbench, scheduler, calls, latency, sessions."""
+"""`python -m hgpt_magic.bench SUBCOMMAND [options]`: taskbench, scheduler, calls, latency, sessions, coverage."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import calls, latency, scheduler, sessions, taskbench
+    from . import calls, coverage, latency, scheduler, sessions, taskbench
 
     parser = argparse.ArgumentParser(
         prog="python -m hgpt_magic.bench",
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("calls", calls, "controller LLM calls and tokens per request, 1 to 6 tasks"),
         ("latency", latency, "embedded LLM: cold start, warm plan, end to end for a two-task request"),
         ("sessions", sessions, "notebook sessions: several requests in a row, checks on plans and answers"),
+        ("coverage", coverage, "task types served offline here, and how many candidate models each has"),
     ]:
         module.build_parser(sub.add_parser(name, help=help_text, description=help_text))
         sub.choices[name].set_defaults(main=module.main)

@@ -1,12 +1,17 @@
 """The controller LLM as an expert for generative text tasks, as in the HuggingGPT paper.
 
 Summaries, translations, answers and free text need no separate model when the controller LLM
-can write them; this backend turns each such task into one chat request.
+can write them; this backend turns each such task into one chat request. It also labels texts and
+tags entities zero-shot under a JSON schema (any labels the request names), the slower but more
+flexible alternative to the local sentiment and NER models.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..catalog import ModelCard
+from ..parsing import extract_json
 from ..registry import Registry, default_registry
 from ..types import Artifact
 from .base import CONTROLLER_LLM_ID, ExpertBackend, ExpertContext, ExpertError
@@ -23,6 +28,19 @@ _INSTRUCTIONS = {
 }
 
 
+#: Zero-shot tasks answered as JSON under a schema, with what their card tells the planner.
+ZERO_SHOT = {
+    "text-classification": "The controller LLM labels the text zero-shot under a JSON schema: any labels "
+    "(topic, intent, sentiment...) given as `labels` or named in the request. Flexible, a few seconds per text.",
+    "token-classification": "The controller LLM lists the named entities (PERSON, ORG, LOCATION, DATE, MONEY, "
+    "MISC) zero-shot under a JSON schema; entities not found verbatim in the text are dropped. Slower and less "
+    "exact than a trained tagger.",
+}
+ENTITY_LABELS = ["PERSON", "ORG", "LOCATION", "DATE", "MONEY", "MISC"]
+#: Used when a text-classification task names no labels and the request gives none either.
+DEFAULT_LABELS = ["positive", "negative", "neutral"]
+
+
 class LLMExperts(ExpertBackend):
     """Serves the registry's `llm_served` tasks with the controller LLM (`ctx.llm`)."""
 
@@ -30,14 +48,16 @@ class LLMExperts(ExpertBackend):
     offline = True  # as offline as the controller LLM itself
 
     def __init__(self, registry: Registry | None = None):
-        self.tasks = [t.name for t in (registry or default_registry()) if t.llm_served]
+        registry = registry or default_registry()
+        self.tasks = [t.name for t in registry if t.llm_served]
+        self.tasks += [task for task in ZERO_SHOT if task in registry and task not in self.tasks]
 
     def cards(self) -> list[ModelCard]:
         return [
             ModelCard(
                 id=MODEL_ID,
                 task=task,
-                description="The controller LLM itself writes the text (no extra model to load).",
+                description=ZERO_SHOT.get(task, "The controller LLM itself writes the text (no extra model to load)."),
                 backend=self.name,
             )
             for task in self.tasks
@@ -49,6 +69,10 @@ class LLMExperts(ExpertBackend):
     def run(self, task: str, model: str, inputs: dict[str, str], ctx: ExpertContext) -> list[Artifact]:
         if ctx.llm is None:
             raise ExpertError(f"{task} needs the controller LLM, and none is configured")
+        if task == "text-classification":
+            return _classify(inputs, ctx)
+        if task == "token-classification":
+            return _entities(inputs, ctx)
         language = inputs.get("language") or "the language the user asked for"
         instruction = _INSTRUCTIONS.get(task, "Do the task below. Reply with the result only.").format(
             language=language
@@ -66,3 +90,79 @@ class LLMExperts(ExpertBackend):
             [{"role": "system", "content": system}, {"role": "user", "content": body}], max_tokens=400
         )
         return [Artifact(kind="text", text=reply.text.strip())]
+
+
+def _labels(inputs: dict[str, str]) -> list[str]:
+    """The candidate labels: the task's `labels` input ("a, b, c"), else sentiment's three."""
+    labels = [label.strip() for label in (inputs.get("labels") or "").split(",") if label.strip()]
+    return list(dict.fromkeys(labels)) or DEFAULT_LABELS
+
+
+def _ask_json(ctx: ExpertContext, system: str, text: str, schema: dict[str, Any]) -> Any:
+    """One chat under `schema`; the reply is untrusted, so a reply that is not JSON is an error."""
+    if ctx.request:
+        system += f"\n(The user's overall request, for context only: {ctx.request})"
+    reply = ctx.llm.chat(
+        [{"role": "system", "content": system}, {"role": "user", "content": text}], schema=schema, max_tokens=300
+    )
+    try:
+        return extract_json(reply.text)
+    except ValueError:
+        raise ExpertError(f"{ctx.task}: the LLM did not answer in JSON: {reply.text[:200]!r}") from None
+
+
+def _classify(inputs: dict[str, str], ctx: ExpertContext) -> list[Artifact]:
+    text = (inputs.get("text") or "").strip()
+    if not text:
+        raise ExpertError(f"{ctx.task}: the text input 'text' is empty")
+    labels = _labels(inputs)
+    schema = {
+        "type": "object",
+        "properties": {"label": {"type": "string", "enum": labels}},
+        "required": ["label"],
+        "additionalProperties": False,
+    }
+    system = f"Label the text below with exactly one of these labels: {', '.join(labels)}. Reply in JSON."
+    answer = _ask_json(ctx, system, text, schema)
+    label = answer.get("label") if isinstance(answer, dict) else None
+    if label not in labels:  # a server without structured output may still stray
+        raise ExpertError(f"{ctx.task}: the LLM answered {label!r}, not one of {labels}")
+    return [Artifact(kind="data", text=f"{label} (zero-shot by the controller LLM)", data={"label": label, "labels": labels})]
+
+
+def _entities(inputs: dict[str, str], ctx: ExpertContext) -> list[Artifact]:
+    text = (inputs.get("text") or "").strip()
+    if not text:
+        raise ExpertError(f"{ctx.task}: the text input 'text' is empty")
+    schema = {
+        "type": "object",
+        "properties": {
+            "entities": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"text": {"type": "string"}, "label": {"type": "string", "enum": ENTITY_LABELS}},
+                    "required": ["text", "label"],
+                    "additionalProperties": False,
+                },
+            }
+        },
+        "required": ["entities"],
+        "additionalProperties": False,
+    }
+    system = (
+        "List the named entities in the text below, each copied exactly as written, with one label of: "
+        f"{', '.join(ENTITY_LABELS)}. Reply in JSON."
+    )
+    answer = _ask_json(ctx, system, text, schema)
+    raw = answer.get("entities") if isinstance(answer, dict) else None
+    entities = []
+    for item in raw if isinstance(raw, list) else []:
+        if not isinstance(item, dict) or item.get("label") not in ENTITY_LABELS:
+            continue
+        surface = str(item.get("text") or "").strip()
+        start = text.find(surface) if surface else -1
+        if start >= 0:  # an entity the LLM made up (not in the text) is dropped
+            entities.append({"text": surface, "label": item["label"], "start": start, "end": start + len(surface)})
+    summary = "; ".join(f"{e['text']} ({e['label']})" for e in entities) or "no named entities found"
+    return [Artifact(kind="data", text=summary, data=entities)]
