@@ -100,7 +100,7 @@ def test_unrepairable_outputs_raise_plan_error_with_raw_text(case):
 
 
 def test_empty_list_means_no_tool_needed():
-    plan, _ = plan_from('{"tasks": []}')
+    plan, _ = plan_from('{"tasks": []}', request="Hi! How are you?")
     assert len(plan) == 0
 
 
@@ -441,3 +441,11 @@ def test_a_task_whose_output_is_used_is_never_dropped_and_other_vocabularies_dro
     assert unrequested_tasks(tts, Context.of(HUGGINGGPT_TASKS, ""))[0] == tts  # a user's draft: no request to judge by
     other = Registry.of(list(HUGGINGGPT_TASKS), name="other")  # no cues in its vocabulary
     assert unrequested_tasks(tts, Context.of(other, "hello"))[0] == tts
+
+
+def test_an_empty_plan_for_a_request_that_names_a_file_is_asked_again():
+    llm = ScriptedLLM(['{"tasks": []}', json.dumps({"tasks": GOOD[:1]})])
+    plan = Planner(llm, retries=1).plan("Describe sign.png")
+    assert [t.task for t in plan] == ["image-to-text"]
+    assert "names sign.png but the plan has no task" in llm.requests[1]["messages"][-1]["content"]
+    assert len(Planner(ScriptedLLM(['{"tasks": []}']), retries=0).plan("Hi! What can you do?")) == 0

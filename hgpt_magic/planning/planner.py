@@ -19,7 +19,7 @@ from ..registry import Registry, default_registry
 from ..types import LLMCall, Plan, Task
 from .demos import Demo, DemoIndex, default_demos
 from .prompt import demo_reply, request_message, retry_message, system_prompt
-from .repair import bridge_types, number_by_position, repair_plan
+from .repair import bridge_types, number_by_position, repair_plan, request_files
 from .schema import POSITIONS, plan_schema
 from .validate import PlanError, plan_errors, topological_order
 
@@ -38,7 +38,7 @@ def validate_plan(
     """
     registry = registry or default_registry()
     items, repairs = repair_plan(data, registry, request, earlier)
-    errors = plan_errors(items, registry)
+    errors = plan_errors(items, registry) or empty_plan_errors(items, request)
     if errors:
         raise PlanError(errors, raw)
     tasks = [Task.from_dict(item) for item in items]
@@ -46,6 +46,18 @@ def validate_plan(
     if [t.id for t in ordered] != [t.id for t in tasks]:
         repairs.append("tasks reordered so that each comes after the tasks it uses")
     return Plan(tasks=ordered, repairs=repairs, raw=raw)
+
+
+def empty_plan_errors(items: list[Any], request: str) -> list[str]:
+    """A plan with no task for a request that names a media file: the file is there to be worked on.
+
+    Small models copy the empty plans of small-talk demos to requests that sit near them ("what can you
+    do?" next to "describe photo.png"); the LLM is asked again with this reason.
+    """
+    files = [name for names in request_files(request).values() for name in names]
+    if items or not files:
+        return []
+    return [f"the request names {', '.join(files)} but the plan has no task; plan the tasks the request asks for"]
 
 
 class Planner:
