@@ -449,3 +449,15 @@ def test_an_empty_plan_for_a_request_that_names_a_file_is_asked_again():
     assert [t.task for t in plan] == ["image-to-text"]
     assert "names sign.png but the plan has no task" in llm.requests[1]["messages"][-1]["content"]
     assert len(Planner(ScriptedLLM(['{"tasks": []}']), retries=0).plan("Hi! What can you do?")) == 0
+
+
+def test_a_text_argument_that_names_an_earlier_task_becomes_its_output():
+    reply = json.dumps({"tasks": [
+        {"task": "image-to-text", "args": {"image": "sign.png"}},
+        {"task": "text-to-speech", "args": {"text": "image-to-text"}},
+        {"task": "translation", "args": {"text": "text-to-speech"}},  # that task makes audio, not text: kept
+    ]})
+    plan = Planner(ScriptedLLM([reply]), retries=0).plan("Read sign.png aloud and translate 'text-to-speech'")
+    assert plan[1].args == {"text": "<GENERATED>-0"} and plan[1].dep == [0]
+    assert plan[2].args["text"] == "text-to-speech"
+    assert any("'image-to-text' is a task's name" in r for r in plan.repairs)

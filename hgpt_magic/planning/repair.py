@@ -208,6 +208,29 @@ def argument_names(items: Items, ctx: Context) -> tuple[Items, list[str]]:
     return items, notes
 
 
+def task_name_arguments(items: Items, ctx: Context) -> tuple[Items, list[str]]:
+    """An argument that is literally the name of an earlier task of the plan ("text": "image-to-text")
+    means that task's output: it becomes "<GENERATED>-N" when that task produces the slot's type.
+
+    Small models name the step they mean instead of writing the reference; read as a text, the name
+    itself would be spoken or translated.
+    """
+    items, notes = copy.deepcopy(items), []
+    tasks = _readable(items, ctx)
+    for order, (position, task) in enumerate(tasks):
+        args = items[position]["args"]
+        for slot in ctx.registry[task.task].inputs:
+            value = str(args.get(slot.name, "")).strip().strip("<>\"'")
+            named = match_task(value, ctx.registry) if value else None
+            if named is None:
+                continue
+            producer = next((t for _, t in reversed(tasks[:order]) if t.task == named), None)
+            if producer is not None and slot.type in ctx.registry[producer.task].outputs:
+                args[slot.name] = f"<GENERATED>-{producer.id}"
+                notes.append(f"task {task.id}: {slot.name} {value!r} is a task's name; set to <GENERATED>-{producer.id}")
+    return items, notes
+
+
 def _reference_type(value: str, by_id: dict[int, Task], registry: Registry) -> str | None:
     """The first output type of the task that `value` refers to, if it is a reference."""
     match = GENERATED_RE.fullmatch(str(value).strip())
@@ -276,7 +299,8 @@ def derived_deps(items: Items, ctx: Context) -> tuple[Items, list[str]]:
 
 #: The repairs, in the order they are applied to a reply.
 REPAIRS: tuple[Callable[[Items, Context], tuple[Items, list[str]]], ...] = (
-    task_names, positional_arguments, plain_values, duplicate_ids, restore_paths, argument_names, repoint, derived_deps,
+    task_names, positional_arguments, plain_values, duplicate_ids, restore_paths, argument_names, task_name_arguments,
+    repoint, derived_deps,
     unrequested_tasks,
 )
 
