@@ -64,12 +64,17 @@ class Vocabulary:
     request, follow it (None: every demo sits in the cached prompt prefix). `allow_empty`: whether "no
     task" is a valid plan (None: where the demos teach it, i.e. some demo has no task). `description_limit`:
     each task's description is cut to its first sentence and at most this many characters in the prompt.
+    `cues`: (task name, a regular expression) pairs: the expression that a request asking for that task matches; a task the
+    plan ends with whose cue the request does not match is dropped (`planning.repair.unrequested_tasks`:
+    small models append text-to-speech or text-classification to requests that never asked for them).
+    Only for task types whose requests always say so in words; empty: no task is dropped.
     """
 
     demos: str | Path | Traversable | None = None
     retrieve: int | None = None
     allow_empty: bool | None = None
     description_limit: int = 150
+    cues: tuple[tuple[str, str], ...] = ()
 
     def describe(self, description: str) -> str:
         """The first sentence of a description, cut at `description_limit` characters (TaskBench's run to a
@@ -152,8 +157,20 @@ HUGGINGGPT_TASKS = Registry.of(
     ],
     name="hugginggpt",
     # Interactive: the first plan of a session must come fast, so the static prompt prefix is the task
-    # list alone and the two demos nearest the request follow it.
-    vocabulary=Vocabulary(demos=resources.files("hgpt_magic").joinpath("prompts", "demos_hugginggpt.json"), retrieve=2),
+    # list alone and the three demos nearest the request follow it.
+    vocabulary=Vocabulary(
+        demos=resources.files("hgpt_magic").joinpath("prompts", "demos_hugginggpt.json"),
+        retrieve=3,
+        cues=(
+            # Speech is asked for in words about voice or sound ("read it aloud", "tell me with your voice",
+            # "say it in German", "an audio announcement"), never by a plain question.
+            ("text-to-speech", r"\b(?:aloud|loud|voice\w*|speak\w*|spoken|speech|announc\w*|narrat\w*|pronounc\w*|"
+                               r"recite|let me hear|say (?:it|that|this|them|the|these|those|both|my|\W))"),
+            # Labelling a text: its sentiment, tone, emotion, category, topic.
+            ("text-classification", r"\b(?:sentiment|positive|negative|classif\w*|categor\w*|label\w*|emotion\w*|"
+                                   r"tone|mood|spam|toxic\w*|offensive|topic|kind of (?:text|message|review)|opinion)"),
+        ),
+    ),
 )
 
 

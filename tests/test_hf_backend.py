@@ -83,7 +83,8 @@ def test_image_in_boxes_out_draws_them(hub, media, tmp_path):
         "object-detection", "facebook/detr-resnet-50", {"image": media["image"]}, ctx_for(tmp_path, "object-detection")
     )
     assert [a.kind for a in out] == ["data", "image"]
-    assert out[0].text == "1 object(s): person 0.98 [1, 2, 20, 22]"
+    assert out[0].text == "1 object: person"  # a sentence for people (a next task reads it) ...
+    assert out[0].data[0]["box"] == {"xmin": 1, "ymin": 2, "xmax": 20, "ymax": 22}  # ... the boxes stay in the data
     with Image.open(out[1].path) as drawn:
         assert drawn.size == (32, 24)
         assert drawn.getpixel((1, 10)) != (200, 30, 30)  # the box's left edge is painted

@@ -100,7 +100,7 @@ def test_unrepairable_outputs_raise_plan_error_with_raw_text(case):
 
 
 def test_empty_list_means_no_tool_needed():
-    plan, _ = plan_from('{"tasks": []}')
+    plan, _ = plan_from('{"tasks": []}', request="Hi! How are you?")
     assert len(plan) == 0
 
 
@@ -372,3 +372,92 @@ def test_odd_shapes_are_plan_errors_not_crashes(tasks, message):
     llm = ScriptedLLM([json.dumps(tasks), json.dumps({"tasks": GOOD})])
     plan = Planner(llm, retries=1).plan("Read sign.png aloud")
     assert len(plan) == 2 and message in llm.requests[1]["messages"][-1]["content"]
+
+
+def test_a_file_name_without_its_folder_gets_an_earlier_cells_path_back():
+    """Seen: "Read the invoice number out loud" planned on "invoice.png" when cell 1 named "data/invoice.png"."""
+    from hgpt_magic.history import Resource
+
+    history = [Turn("What is the total on data/invoice.png?", resources=[
+        Resource("image", "named in the request", path="data/invoice.png"),
+        Resource("image", "made by task 1 canny-control", path="runs/r1/edges.png"),
+    ])]
+    reply = json.dumps({"tasks": [
+        {"task": "image-to-text", "args": {"image": "invoice.png"}},
+        {"task": "canny-control", "args": {"image": "edges.png"}},
+        {"task": "text-to-speech", "args": {"text": "<GENERATED>-0"}},
+    ]})
+    plan = Planner(ScriptedLLM([reply]), retries=0).plan("Read the invoice number out loud", history)
+    assert [t.args.get("image") for t in plan][:2] == ["data/invoice.png", "runs/r1/edges.png"]
+    assert any("a file an earlier cell named or made" in r for r in plan.repairs)
+
+
+def test_an_earlier_file_does_not_replace_a_file_of_the_request_or_an_ambiguous_one():
+    from hgpt_magic.planning.repair import Context, restore_paths
+
+    ctx = Context.of(HUGGINGGPT_TASKS, "Describe photos/cat.png", earlier=["old/cat.png", "a/dog.png", "b/dog.png"])
+    items = [{"task": "image-to-text", "id": 0, "dep": [], "args": {"image": "cat.png"}},
+             {"task": "image-to-text", "id": 1, "dep": [], "args": {"image": "dog.png"}}]
+    repaired, notes = restore_paths(items, ctx)
+    assert [i["args"]["image"] for i in repaired] == ["photos/cat.png", "dog.png"]  # the request's first; two dogs: kept
+    assert len(notes) == 1
+
+
+@pytest.mark.parametrize(
+    ("request_text", "kept"),
+    [
+        ("What is the total on bill.png?", ["document-question-answering"]),  # speech nobody asked for: dropped
+        ("What is the total on bill.png? Tell me with your voice", ["document-question-answering", "text-to-speech"]),
+        ("What is the total on bill.png? Read it aloud", ["document-question-answering", "text-to-speech"]),
+    ],
+)
+def test_a_last_speech_task_the_request_does_not_ask_for_is_dropped(request_text, kept):
+    reply = json.dumps({"tasks": [
+        {"task": "document-question-answering", "args": {"image": "bill.png", "text": "total"}},
+        {"task": "text-to-speech", "args": {"text": "<GENERATED>-0"}},
+    ]})
+    plan = Planner(ScriptedLLM([reply]), retries=0).plan(request_text)
+    assert [t.task for t in plan] == kept
+    assert any("dropped: the request does not ask for it" in r for r in plan.repairs) == (len(kept) == 1)
+
+
+def test_a_follow_up_question_planned_as_text_classification_becomes_an_empty_plan():
+    """A 1.5B model labels follow-up questions ("And when was it built?") it should answer from the history."""
+    reply = json.dumps({"tasks": [{"task": "text-classification", "args": {"text": "And when was it built?"}}]})
+    plan = Planner(ScriptedLLM([reply]), retries=0).plan("And when was it built?")
+    assert len(plan) == 0
+    labelled = Planner(ScriptedLLM([reply]), retries=0).plan("Is 'And when was it built?' positive or negative?")
+    assert [t.task for t in labelled] == ["text-classification"]
+
+
+def test_a_task_whose_output_is_used_is_never_dropped_and_other_vocabularies_drop_nothing(tmp_path):
+    from hgpt_magic.planning.repair import Context, unrequested_tasks
+
+    used = [{"task": "text-to-speech", "id": 0, "dep": [], "args": {"text": "hello"}},
+            {"task": "automatic-speech-recognition", "id": 1, "dep": [0], "args": {"audio": "<GENERATED>-0"}}]
+    assert unrequested_tasks(used, Context.of(HUGGINGGPT_TASKS, "transcribe what you make"))[0] == used
+    tts = used[:1]
+    assert unrequested_tasks(tts, Context.of(HUGGINGGPT_TASKS, "hello"))[0] == []
+    assert unrequested_tasks(tts, Context.of(HUGGINGGPT_TASKS, ""))[0] == tts  # a user's draft: no request to judge by
+    other = Registry.of(list(HUGGINGGPT_TASKS), name="other")  # no cues in its vocabulary
+    assert unrequested_tasks(tts, Context.of(other, "hello"))[0] == tts
+
+
+def test_an_empty_plan_for_a_request_that_names_a_file_is_asked_again():
+    llm = ScriptedLLM(['{"tasks": []}', json.dumps({"tasks": GOOD[:1]})])
+    plan = Planner(llm, retries=1).plan("Describe sign.png")
+    assert [t.task for t in plan] == ["image-to-text"]
+    assert "names sign.png but the plan has no task" in llm.requests[1]["messages"][-1]["content"]
+    assert len(Planner(ScriptedLLM(['{"tasks": []}']), retries=0).plan("Hi! What can you do?")) == 0
+
+
+def test_a_text_argument_that_names_an_earlier_task_becomes_its_output():
+    reply = json.dumps({"tasks": [
+        {"task": "image-to-text", "args": {"image": "sign.png"}},
+        {"task": "text-to-speech", "args": {"text": "image-to-text"}},
+        {"task": "translation", "args": {"text": "text-to-speech"}},  # that task makes audio, not text: kept
+    ]})
+    plan = Planner(ScriptedLLM([reply]), retries=0).plan("Read sign.png aloud and translate 'text-to-speech'")
+    assert plan[1].args == {"text": "<GENERATED>-0"} and plan[1].dep == [0]
+    assert plan[2].args["text"] == "text-to-speech"
+    assert any("'image-to-text' is a task's name" in r for r in plan.repairs)

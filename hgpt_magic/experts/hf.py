@@ -193,13 +193,11 @@ def _box(item: Any) -> list[float] | None:
 
 
 def detection_artifacts(items: list[Any], image: str, ctx: ExpertContext) -> list[Artifact]:
-    """Objects as data ("person 0.98 [x0, y0, x1, y1]"), and the image with the boxes drawn when it is a local file."""
-    parts = []
-    for item in items:
-        box = _box(item)
-        where = f" [{', '.join(f'{c:.0f}' for c in box)}]" if box else ""
-        parts.append(f"{field_of(item, 'label')}{_score(item)}{where}")
-    summary = f"{len(items)} object(s): " + "; ".join(parts) if items else "no object found"
+    """Objects as data, its text a sentence for people ("2 objects: person, dog", read by a next task and the
+    answer; labels with their scores and boxes stay in the data), and the image with the boxes drawn when
+    it is a local file."""
+    labels = [str(field_of(item, "label")) for item in items]
+    summary = f"{len(items)} object{'' if len(items) == 1 else 's'}: " + ", ".join(labels) if items else "no object found"
     artifacts = [Artifact(kind="data", text=summary, data=plain(items))]
     if _is_local_file(image):
         from PIL import Image

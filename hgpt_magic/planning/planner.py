@@ -19,23 +19,26 @@ from ..registry import Registry, default_registry
 from ..types import LLMCall, Plan, Task
 from .demos import Demo, DemoIndex, default_demos
 from .prompt import demo_reply, request_message, retry_message, system_prompt
-from .repair import bridge_types, number_by_position, repair_plan
+from .repair import bridge_types, number_by_position, repair_plan, request_files
 from .schema import POSITIONS, plan_schema
 from .validate import PlanError, plan_errors, topological_order
 
 
-def validate_plan(data: Any, registry: Registry | None = None, raw: str = "", request: str = "") -> Plan:
+def validate_plan(
+    data: Any, registry: Registry | None = None, raw: str = "", request: str = "", earlier: Sequence[str] = ()
+) -> Plan:
     """An LLM's parsed plan, repaired (`repair.repair_plan`) and checked (`validate.plan_errors`); raises
     `PlanError` with every problem the repairs could not fix.
 
     `request`, when given, names the files the plan may use: a file name the LLM wrote without its
     folder gets the request's path back, and a media argument that refers to a task of the wrong type
-    falls back to the request's only file of that type. A user's own plan is checked without repairs
+    falls back to the request's only file of that type. `earlier`: the files earlier cells named or made
+    (a folder dropped from one of them is given back too). A user's own plan is checked without repairs
     (`draft.Draft`).
     """
     registry = registry or default_registry()
-    items, repairs = repair_plan(data, registry, request)
-    errors = plan_errors(items, registry)
+    items, repairs = repair_plan(data, registry, request, earlier)
+    errors = plan_errors(items, registry) or empty_plan_errors(items, request)
     if errors:
         raise PlanError(errors, raw)
     tasks = [Task.from_dict(item) for item in items]
@@ -43,6 +46,18 @@ def validate_plan(data: Any, registry: Registry | None = None, raw: str = "", re
     if [t.id for t in ordered] != [t.id for t in tasks]:
         repairs.append("tasks reordered so that each comes after the tasks it uses")
     return Plan(tasks=ordered, repairs=repairs, raw=raw)
+
+
+def empty_plan_errors(items: list[Any], request: str) -> list[str]:
+    """A plan with no task for a request that names a media file: the file is there to be worked on.
+
+    Small models copy the empty plans of small-talk demos to requests that sit near them ("what can you
+    do?" next to "describe photo.png"); the LLM is asked again with this reason.
+    """
+    files = [name for names in request_files(request).values() for name in names]
+    if items or not files:
+        return []
+    return [f"the request names {', '.join(files)} but the plan has no task; plan the tasks the request asks for"]
 
 
 class Planner:
@@ -129,6 +144,7 @@ class Planner:
         returned as it is, so the caller refuses it with the reasons (nothing runs).
         """
         messages = self.messages(request, history)
+        earlier = [r.path for turn in history for r in turn.resources if r.path]
         errors: list[str] = []
         raw = ""
         refused: Plan | None = None  # a valid plan that breaks `check`: the caller refuses it with the reasons
@@ -138,7 +154,7 @@ class Planner:
             )
             raw = reply.text
             try:
-                plan = self._read(raw, request, last=attempt == self.retries)
+                plan = self._read(raw, request, earlier, last=attempt == self.retries)
                 errors = check(plan) if check is not None else []
                 if not errors:
                     return plan
@@ -154,18 +170,18 @@ class Planner:
             return refused
         raise PlanError(errors, raw)
 
-    def _read(self, raw: str, request: str, *, last: bool) -> Plan:
+    def _read(self, raw: str, request: str, earlier: Sequence[str] = (), *, last: bool) -> Plan:
         """The reply as a validated Plan: parsed, repaired, and bridged where a type gap is left."""
         data = extract_json(raw)
         if self.compact:
             data = number_by_position(data)
         try:
-            return validate_plan(data, self.registry, raw=raw, request=request)
+            return validate_plan(data, self.registry, raw=raw, request=request, earlier=earlier)
         except PlanError:
             hops = 2 if last else 1  # the last answer: allow the longer detour
             bridged, notes = bridge_types(data, self.registry, request, self._task_counts, hops)
             if not notes:
                 raise
-            plan = validate_plan(bridged, self.registry, raw=raw, request=request)  # raises the bridged plan's errors
+            plan = validate_plan(bridged, self.registry, raw=raw, request=request, earlier=earlier)  # raises the bridged plan's errors
             plan.repairs = notes + plan.repairs
             return plan

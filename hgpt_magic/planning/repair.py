@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import mimetypes
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,14 +29,17 @@ Items = list[Any]
 
 @dataclass
 class Context:
-    """What repairs may consult: the vocabulary and the request's files by media type."""
+    """What repairs may consult: the vocabulary, the request and its files by media type, and the files
+    earlier cells of the session named or made (`earlier`, by media type too)."""
 
     registry: Registry
     files: dict[str, list[str]] = field(default_factory=dict)
+    request: str = ""
+    earlier: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, registry: Registry, request: str = "") -> Context:
-        return cls(registry, request_files(request))
+    def of(cls, registry: Registry, request: str = "", earlier: Sequence[str] = ()) -> Context:
+        return cls(registry, request_files(request), request, request_files(" ".join(earlier)))
 
 
 def request_files(request: str) -> dict[str, list[str]]:
@@ -132,8 +135,9 @@ def duplicate_ids(items: Items, ctx: Context) -> tuple[Items, list[str]]:
 def restore_paths(items: Items, ctx: Context) -> tuple[Items, list[str]]:
     """Give back the folders a small LLM drops from file names: "sign.png" for "notebooks/data/sign.png".
 
-    Only a media argument that is not itself a file of the request, and whose name ends exactly one of the
-    request's files of that type, is changed.
+    Only a media argument that is not itself a file of the request or of an earlier cell, and whose name
+    ends exactly one of those files of that type, is changed: the request's files first, then the earlier
+    cells' ("read the invoice number out loud" planned on "invoice.png" when cell 1 named "data/invoice.png").
     """
     items, notes = copy.deepcopy(items), []
     for position, task in _readable(items, ctx):
@@ -141,13 +145,47 @@ def restore_paths(items: Items, ctx: Context) -> tuple[Items, list[str]]:
         for slot in ctx.registry[task.task].inputs:
             value = str(args.get(slot.name, "")).strip()
             named = ctx.files.get(slot.type, [])
-            if not value or value in named or GENERATED_RE.search(value):
+            earlier = [path for path in ctx.earlier.get(slot.type, []) if path not in named]
+            if not value or value in named or value in earlier or GENERATED_RE.search(value):
                 continue
             tail = "/" + value.lstrip("./")
-            matches = [path for path in named if ("/" + path).endswith(tail)]
-            if len(matches) == 1:
-                args[slot.name] = matches[0]
-                notes.append(f"task {task.id}: {slot.name} {value!r} read as {matches[0]!r}, the file the request names")
+            for source, known in (("the file the request names", named), ("a file an earlier cell named or made", earlier)):
+                matches = [path for path in known if ("/" + path).endswith(tail)]
+                if len(matches) == 1:
+                    args[slot.name] = matches[0]
+                    notes.append(f"task {task.id}: {slot.name} {value!r} read as {matches[0]!r}, {source}")
+                    break
+                if matches:
+                    break  # more than one fits: which was meant is not clear
+    return items, notes
+
+
+def unrequested_tasks(items: Items, ctx: Context) -> tuple[Items, list[str]]:
+    """Drop a last task the request gives no ground for: one whose vocabulary cue (`Vocabulary.cues`: e.g.
+    "aloud", "voice" for text-to-speech) the request does not match, and whose output no task uses.
+
+    Small models end plans with the demos' habits: "what is the total?" planned with a text-to-speech at
+    the end, a follow-up question ("and when was it finished?") planned as text-classification. Dropped
+    one at a time from the end, so a chain the request did ask for stays whole; a plan left empty means
+    the answer comes from the earlier cells (the responder sees them when no task ran).
+    """
+    cues = {name: re.compile(pattern, re.IGNORECASE) for name, pattern in ctx.registry.vocabulary.cues}
+    if not cues or not ctx.request.strip():  # a user's own draft has no request to judge it by
+        return items, []
+    items, notes = copy.deepcopy(items), []
+    changed = True
+    while changed:
+        changed = False
+        tasks = _readable(items, ctx)
+        used = {ref for _, t in tasks for _, ref in t.references()} | {d for _, t in tasks for d in t.dep}
+        for position, task in reversed(tasks):
+            cue = cues.get(task.task)
+            if cue is None or task.id in used or cue.search(ctx.request):
+                continue
+            del items[position]
+            notes.append(f"task {task.id} ({task.task}) dropped: the request does not ask for it")
+            changed = True
+            break
     return items, notes
 
 
@@ -167,6 +205,29 @@ def argument_names(items: Items, ctx: Context) -> tuple[Items, list[str]]:
                 target = (fitting or free)[0]
                 args[target.name] = args.pop(key)
                 notes.append(f"task {task.id}: argument {key!r} renamed to {target.name!r}")
+    return items, notes
+
+
+def task_name_arguments(items: Items, ctx: Context) -> tuple[Items, list[str]]:
+    """An argument that is literally the name of an earlier task of the plan ("text": "image-to-text")
+    means that task's output: it becomes "<GENERATED>-N" when that task produces the slot's type.
+
+    Small models name the step they mean instead of writing the reference; read as a text, the name
+    itself would be spoken or translated.
+    """
+    items, notes = copy.deepcopy(items), []
+    tasks = _readable(items, ctx)
+    for order, (position, task) in enumerate(tasks):
+        args = items[position]["args"]
+        for slot in ctx.registry[task.task].inputs:
+            value = str(args.get(slot.name, "")).strip().strip("<>\"'")
+            named = match_task(value, ctx.registry) if value else None
+            if named is None:
+                continue
+            producer = next((t for _, t in reversed(tasks[:order]) if t.task == named), None)
+            if producer is not None and slot.type in ctx.registry[producer.task].outputs:
+                args[slot.name] = f"<GENERATED>-{producer.id}"
+                notes.append(f"task {task.id}: {slot.name} {value!r} is a task's name; set to <GENERATED>-{producer.id}")
     return items, notes
 
 
@@ -238,14 +299,17 @@ def derived_deps(items: Items, ctx: Context) -> tuple[Items, list[str]]:
 
 #: The repairs, in the order they are applied to a reply.
 REPAIRS: tuple[Callable[[Items, Context], tuple[Items, list[str]]], ...] = (
-    task_names, positional_arguments, plain_values, duplicate_ids, restore_paths, argument_names, repoint, derived_deps,
+    task_names, positional_arguments, plain_values, duplicate_ids, restore_paths, argument_names, task_name_arguments,
+    repoint, derived_deps,
+    unrequested_tasks,
 )
 
 
-def repair_plan(data: Any, registry: Registry, request: str = "") -> tuple[Items, list[str]]:
-    """Every repair of `REPAIRS` applied in turn: the repaired task dicts and all the notes."""
+def repair_plan(data: Any, registry: Registry, request: str = "", earlier: Sequence[str] = ()) -> tuple[Items, list[str]]:
+    """Every repair of `REPAIRS` applied in turn: the repaired task dicts and all the notes. `earlier`: the
+    files earlier cells of the session named or made."""
     items: Items = list(as_task_list(data))
-    ctx = Context.of(registry, request)
+    ctx = Context.of(registry, request, earlier)
     notes: list[str] = []
     for repair in REPAIRS:
         items, more = repair(items, ctx)

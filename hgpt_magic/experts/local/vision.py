@@ -350,15 +350,11 @@ def _count(label: str, found: list[dict[str, Any]]) -> str:
 
 
 def describe_detections(label: str, found: list[dict[str, Any]]) -> str:
-    """E.g. "2 faces: face 0.97 at (10,20,110,120); face 0.91 at (...)"."""
+    """What was found as a person would say it ("1 face found", "no faces found"): this text is what a
+    next task (text-to-speech, a summary) and the answer read; the boxes and scores stay in the data."""
     if not found:
         return f"no {label}s found"
-    return f"{_count(label, found)}: " + "; ".join(_describe_one(item) for item in found)
-
-
-def _describe_one(item: dict[str, Any]) -> str:
-    box = item["box"]
-    return f"{item['label']} {item['score']:.2f} at ({box['xmin']},{box['ymin']},{box['xmax']},{box['ymax']})"
+    return f"{_count(label, found)} found"
 
 
 # --------------------------------------------------------------------------------------------
