@@ -187,10 +187,12 @@ def test_editor_in_jupyterlab_runs_after_a_model_change(lab, tmp_path):
             before = message.inner_text()
             assert "reused" in before, before  # the notebook's own re-run reused faces and text
 
-            # pick the other voice in the speech task's model dropdown (ipywidgets render a <select>)
+            # pick the other voice in the speech task's model dropdown (ipywidgets render a <select>):
+            # the shipped voices, Piper and eSpeak NG (Debian's espeak-ng, which .ci/run installs)
             dropdown = (
                 editor.locator("select")
-                .filter(has=page.locator("option", has_text="my/piper-joe-slow"))
+                .filter(has=page.locator("option", has_text="espeak-ng"))
+                .filter(has=page.locator("option", has_text="piper"))
                 .first
             )
             labels = dropdown.locator("option").all_text_contents()
