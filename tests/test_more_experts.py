@@ -246,7 +246,7 @@ def test_silero_finds_where_the_speech_is(experts, tmp_path):
 @pytest.mark.slow
 def test_embedded_llm_labels_and_tags_zero_shot(tmp_path):
     """The real controller LLM under the JSON schemas: a label from the enum, entities from the text."""
-    from hgpt_magic.local_llm import get_local_llm
+    from hgpt_magic.llm.local import get_local_llm
 
     llm = get_local_llm()
     label_ctx = ExpertContext(run_dir=tmp_path, task_id=1, task="text-classification", llm=llm)
