@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -154,4 +155,4 @@ def test_busy_machine_moves_requests_to_the_lean_copy_with_the_prompt_cache(monk
         {"messages": [system, {"role": "user", "content": "Colour of snow?"}], "max_tokens": 3, "cache_prompt": True}
     )
     assert response["timings"]["prompt_n"] < first.prompt_tokens / 2  # the system prompt came from the copy
-    assert not list(Path(llm._slot_dir).glob("lean-*.bin"))  # the copy's slot file was removed
+    assert not list(Path(llm._slot_dir).glob(f"lean-{os.getpid()}-*.bin"))  # the copy's slot file was removed

@@ -507,7 +507,21 @@ def _slot_folder() -> Path | None:
         os.chmod(folder, 0o700)
     except OSError:
         return None
+    for stale in folder.glob("lean-*-*.bin"):  # copies a process left when it exited mid-copy (28 MB each)
+        pid = stale.name.split("-")[1]
+        if pid.isdigit() and not _alive(int(pid)):
+            stale.unlink(missing_ok=True)
     return folder
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, another user's
+        return True
+    return True
 
 
 _instances: dict[str | None, LocalLLM] = {}
