@@ -207,7 +207,27 @@ def check_answer(answer: str, request: str, plan: Plan, results: Mapping[int, Ta
         + _check_statuses(answer, plan, results)
         + _check_numbers(answer, request, plan, results)
         + _check_quotes(answer, request, plan, results)
+        + _check_labels(answer, plan, results)
     )
+
+
+#: A result labelled as the output of a task type ("Translation: ...", "Summary into German: ..."): a claim
+#: that such a task ran. Only labels no other task's result would carry.
+CLAIMED_LABELS = {
+    "translation": re.compile(r"(?:^|\n|[.!?]\s)\s*(?:[-*]\s*)?(?:the )?(?:translation|translated text)\b[^:\n]{0,25}:", re.I),
+    "summarization": re.compile(r"(?:^|\n|[.!?]\s)\s*(?:[-*]\s*)?(?:the )?summary\b[^:\n]{0,25}:", re.I),
+    "automatic-speech-recognition": re.compile(r"(?:^|\n|[.!?]\s)\s*(?:[-*]\s*)?(?:the )?transcript\w*\b[^:\n]{0,25}:", re.I),
+}
+
+
+def _check_labels(answer: str, plan: Plan, results: Mapping[int, TaskResult]) -> list[str]:
+    """ "Translation: Welcome to the Library" when no translation ran is a result made up."""
+    done = {results[t.id].task for t in plan if t.id in results and results[t.id].status == "done"}
+    return [
+        f"labels a result as {task} output, but no {task} task finished"
+        for task, label in CLAIMED_LABELS.items()
+        if task not in done and label.search(answer)
+    ]
 
 
 def _check_files(answer: str, request: str, results: Mapping[int, TaskResult]) -> list[str]:
@@ -343,6 +363,6 @@ def _norm(text: str) -> str:
 def quotes(answer: str, value: str) -> bool:
     """Whether `answer` already states `value` (case, spacing, quotes and end punctuation aside)."""
     def bare(text: str) -> str:
-        return _norm(re.sub(r"[\"'“”‘’«»]", "", text)).strip(" .!?;:")
+        return _norm(re.sub(r"[\"'“”‘’«»()]", "", text)).strip(" .!?;:")
 
     return bool(bare(value)) and bare(value) in bare(answer)

@@ -45,6 +45,11 @@ class PlanRefused(PlanError, ResourceError):
     """
 
 
+def refusal_answer(problems: Sequence[str]) -> str:
+    """The answer of a refused plan: that nothing ran, and each reason (which says how to allow it)."""
+    return "Not done: nothing ran, the plan was refused:\n" + "\n".join(f"- {line}" for line in problems)
+
+
 class HuggingGPT:
     """The pipeline. `llm` and `experts` take spec strings (see `make_llm`, `make_experts`) or objects.
 
@@ -340,6 +345,7 @@ class HuggingGPT:
         if problems:
             exc = PlanRefused(problems, run.plan.raw)
             run.status, run.error = "failed", str(exc)
+            run.answer = refusal_answer(problems)  # what the user reads: nothing ran, and why
             raise exc
 
     def reset(self) -> None:

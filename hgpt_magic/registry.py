@@ -68,6 +68,9 @@ class Vocabulary:
     plan ends with whose cue the request does not match is dropped (`planning.repair.unrequested_tasks`:
     small models append text-to-speech or text-classification to requests that never asked for them).
     Only for task types whose requests always say so in words; empty: no task is dropped.
+    `asks`: the other direction, (task name, expression) pairs: a request matching the expression asks for
+    that task, so a plan without it gets it added (`planning.repair.requested_tasks`: "read it out loud"
+    planned without text-to-speech). Narrow on purpose ("voice memo.wav" is no request for speech).
     """
 
     demos: str | Path | Traversable | None = None
@@ -75,6 +78,7 @@ class Vocabulary:
     allow_empty: bool | None = None
     description_limit: int = 150
     cues: tuple[tuple[str, str], ...] = ()
+    asks: tuple[tuple[str, str], ...] = ()
 
     def describe(self, description: str) -> str:
         """The first sentence of a description, cut at `description_limit` characters (TaskBench's run to a
@@ -125,6 +129,15 @@ def _t(name: str, description: str, inputs: str, outputs: str, llm_served: bool 
     return TaskType(name, description, tuple(slots), tuple(outputs.split("+")), llm_served)
 
 
+#: Languages a request may name ("in Spanish", "into German"): an alternation for regular expressions.
+FOREIGN_LANGUAGES = (
+    "spanish|french|german|italian|portuguese|dutch|chinese|mandarin|cantonese|japanese|korean|russian|arabic|"
+    "hindi|turkish|polish|swedish|norwegian|danish|finnish|greek|hebrew|czech|hungarian|romanian|ukrainian|"
+    "vietnamese|thai|indonesian|malay|catalan|latin|persian|farsi|urdu|bengali|swahili|irish|welsh"
+)
+LANGUAGES = "english|" + FOREIGN_LANGUAGES
+
+
 #: HuggingGPT's task vocabulary: the 24 task types of the model catalogue plus canny-control
 #: (edge maps, as in the paper's ControlNet tasks). Descriptions are short on purpose: they go in every prompt.
 HUGGINGGPT_TASKS = Registry.of(
@@ -165,10 +178,50 @@ HUGGINGGPT_TASKS = Registry.of(
             # Speech is asked for in words about voice or sound ("read it aloud", "tell me with your voice",
             # "say it in German", "an audio announcement"), never by a plain question.
             ("text-to-speech", r"\b(?:aloud|loud|voice\w*|speak\w*|spoken|speech|announc\w*|narrat\w*|pronounc\w*|"
-                               r"recite|let me hear|say (?:it|that|this|them|the|these|those|both|my|\W))"),
+                               r"recite|hear|audio|sound|say (?:it|that|this|them|the|these|those|both|my|\W))"),
             # Labelling a text: its sentiment, tone, emotion, category, topic.
             ("text-classification", r"\b(?:sentiment|positive|negative|classif\w*|categor\w*|label\w*|emotion\w*|"
                                    r"tone|mood|spam|toxic\w*|offensive|topic|kind of (?:text|message|review)|opinion)"),
+            # Edge maps are asked for as edges, outlines, contours or line drawings.
+            ("canny-control", r"\b(?:edges?|outlin\w*|contours?|canny|sketch\w*|lines?|line[- ]?art|drawing|control)"),
+            # Finding things: faces, people, objects, where they are, how many.
+            ("object-detection", r"\b(?:detect\w*|find\w*|locat\w*|where|count\w*|how many|number of|faces?|"
+                                 r"objects?|box\w*|people|persons?|anyone|anybody|someone|who|cats?|dogs?|animals?|"
+                                 r"spot\w*|any\b|there)"),
+            # Shortening: summary, gist, key points, "in one sentence".
+            ("summarization", r"\b(?:summar\w*|sum (?:it |this |that )?up|short\w*|brief\w*|gist|tl;?dr|key points?|"
+                              r"main (?:points?|ideas?)|overview|essence|condens\w*|recap|abridg\w*|in (?:one|a|two|"
+                              r"three|few|\d+) (?:sentences?|lines?|words?|bullet))"),
+            # Translating names a language, or says translate.
+            ("translation", rf"\b(?:translat\w*|{LANGUAGES}|language|foreign)"),
+            ("depth-estimation", r"\b(?:depth|deep|distance\w*|far|near\w*|close\w*|3d|3-d)"),
+            ("sentence-similarity", r"\b(?:similar\w*|same|alike|compar\w*|differ\w*|close\w*|match\w*|related|"
+                                    r"paraphras\w*|versus|vs)"),
+            ("audio-to-audio", r"\b(?:nois\w*|denois\w*|clean\w*|enhanc\w*|separat\w*|remov\w*|isolat\w*|split\w*|"
+                               r"quality|background|hiss\w*|echo\w*|clear\w*|filter\w*|improv\w*|louder|quieter)"),
+            ("image-segmentation", r"\b(?:segment\w*|regions?|masks?|areas?|parts?|split\w*|separat\w*|outlin\w*|"
+                                   r"pixels?|background|foreground|cut\w* out)"),
+            ("image-to-image", r"\b(?:styl\w*|transform\w*|edit\w*|turn\w*|convert\w*|chang\w*|modif\w*|version|"
+                               r"cartoon\w*|paint\w*|watercolou?r|look\w* like|make (?:it|the|this)|filter\w*|colou?r\w*|"
+                               r"variation\w*|redraw\w*|draw\w*|sketch\w*|anime|sepia|black and white)"),
+            ("text-to-image", r"\b(?:draw\w*|paint\w*|generat\w*|creat\w*|mak\w*|imag\w*|pictur\w*|photo\w*|"
+                              r"illustrat\w*|render\w*|sketch\w*|design\w*|art\w*|visuali[sz]\w*|show\w*)"),
+            ("audio-classification", r"\b(?:classif\w*|label\w*|kind|type|emotion\w*|mood|feel\w*|sound\w*|nois\w*|"
+                                     r"speech|voice|silen\w*|music|detect\w*|categor\w*|recogni[sz]\w*|tone|angry|happy|sad)"),
+            ("token-classification", r"\b(?:entit\w*|names?|named|people|persons?|places?|locations?|organi[sz]\w*|"
+                                     r"compan\w*|dates?|ner|tag\w*|who|where|when|parts? of speech|nouns?|verbs?|"
+                                     r"extract\w*|mention\w*)"),
+        ),
+        asks=(
+            # Only words that want sound made: "read it aloud", "with your voice", "say it", "an audio version".
+            ("text-to-speech", r"\b(?:aloud|out loud|read (?:it|this|that|them|both)(?: \w+)? to me|(?:with|in) (?:your|a) "
+                               r"\w* ?voice|speak (?:it|this|that)|say (?:it|that|this|them|both|the \w+)\b(?! (?:say|said|mean))|"
+                               r"pronounce|narrat\w*|announce|announcement|recite|let me hear|as (?:speech|audio)|"
+                               r"audio (?:version|file|clip|recording) of)"),
+            # Translating: the word itself, or "in/into" a language other than English (which fills "language").
+            ("translation", rf"\btranslat\w*|\b(?:in|into) (?P<language>{FOREIGN_LANGUAGES})\b"),
+            # Comparing two texts the request quotes ("'I love pizza' versus 'The market fell'").
+            ("sentence-similarity", r"\b(?:similar\w*|versus|vs\b|compar\w*|alike)"),
         ),
     ),
 )

@@ -122,8 +122,20 @@ PREAMBLE = re.compile(
 )
 
 
+#: Opening sentences that retell the prompt instead of answering ("The user asked to ...", "The expert models
+#: ran for this request. They found:"): small models echo the instructions they were given.
+ECHO = re.compile(
+    r"\A\s*(?:(?:the )?user (?:asked|wants|requested|would like)\b[^\n]*?[.!?:](?=\s|\Z)\s*"
+    r"|(?:the )?expert models? (?:ran|were run|have run)\b[^\n]*?[.!?:](?=\s|\Z)\s*"
+    r"|(?:they|the experts?|the models?) found:\s*)+",
+    re.IGNORECASE,
+)
+
+
 def without_preamble(text: str) -> str:
-    """The answer without an announcing first line; unchanged when that line is all there is."""
+    """The answer without an announcing first line or sentences that retell the prompt; unchanged when
+    that is all there is."""
     text = text.strip()
     rest = PREAMBLE.sub("", text, count=1).strip()
+    rest = ECHO.sub("", rest, count=1).strip()
     return rest or text

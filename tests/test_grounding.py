@@ -113,6 +113,8 @@ def test_named_files_finds_media_files_only():
         ("The detector is 87% sure.", "no result contains"),
         ("The face is 77 pixels wide.", "no result contains"),
         ('It found 1 face; in Spanish, "una cara".', "quotes a text no result contains"),
+        ("1 face.\nTranslation: one face", "no translation task finished"),
+        ("There is one face. Summary: a face in a photo.", "no summarization task finished"),
     ],
 )
 def test_an_answer_the_run_contradicts_is_caught_and_replaced(answer, problem):
@@ -187,3 +189,26 @@ def test_a_turn_keeps_results_as_people_read_them_and_leaves_failures_out():
         '- text (made by task 0 object-detection): "1 face"',
         "- image file runs/1/0.png (made by object-detection)",
     ]
+
+
+def test_a_label_claims_a_task_only_when_that_task_did_not_finish():
+    plan, results = detection_run()
+    plan = Plan(list(plan) + [Task(2, "translation", args={"text": "<GENERATED>-0", "language": "German"})])
+    results = {**results, 2: TaskResult(2, "translation", status="done", artifacts=[Artifact("text", text="1 Gesicht")])}
+    assert check_answer("1 face.\nTranslation: 1 Gesicht", "Count the faces in data/photo.png", plan, results) == []
+
+
+def test_an_answer_that_retells_the_prompt_starts_with_what_it_found():
+    from hgpt_magic.responder import without_preamble
+
+    assert without_preamble("The user asked to count the faces in data/a.png. There is 1 face.") == "There is 1 face."
+    echo = "The expert models ran for this request. They found:\n- Transcript of a.wav: hello"
+    assert without_preamble(echo) == "- Transcript of a.wav: hello"
+    assert without_preamble("The user asked a question.") == "The user asked a question."  # all there is: kept
+
+
+def test_an_answer_shown_as_markdown_keeps_its_line_breaks():
+    from hgpt_magic.widgets.render import answer_view
+
+    shown = answer_view("Text in bakery.png: CORNER BAKERY\nTOTAL 12.70\n\nFiles:\n- a.wav\n- b.png").data
+    assert shown == "Text in bakery.png: CORNER BAKERY  \nTOTAL 12.70\n\nFiles:\n- a.wav\n- b.png"

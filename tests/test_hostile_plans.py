@@ -118,6 +118,7 @@ def test_a_hostile_plan_is_refused_before_anything_runs_and_nothing_leaks(world,
         assert f"task 0 ({spec['task']}): argument {arg}={value!r}" in str(info.value)
         assert "did not give" in str(info.value)
         assert hg.last_run.status == "failed" and hg.last_run.error == str(info.value)
+        assert hg.last_run.answer.startswith("Not done: nothing ran") and "did not give" in hg.last_run.answer
         assert not world.server.requests and not intranet.requests  # nothing ran, nothing was fetched
 
         # the executor refuses too, as the last gate, when a caller skips the check

@@ -94,12 +94,12 @@ def test_failing_respond_call_gives_a_deterministic_summary(tmp_path):
 
 def test_stages_can_be_called_one_by_one(tmp_path):
     hg, _ = make_hg(tmp_path, [json.dumps(PLAN), "Bonjour", "done"])
-    plan = hg.plan("Read IMAGE aloud ...")
+    plan = hg.plan("Read IMAGE aloud and in French")
     selection = hg.select(plan)
     assert [c.model for c in selection] == ["sleep-0", MODEL_ID, "sleep-0"]
-    results = hg.execute(plan, selection, request="Read IMAGE aloud ...")
+    results = hg.execute(plan, selection, request="Read IMAGE aloud and in French")
     assert all(r.status == "done" for r in results.values())
-    assert hg.respond("Read IMAGE aloud ...", plan, selection, results).startswith("done")
+    assert hg.respond("Read IMAGE aloud and in French", plan, selection, results).startswith("done")
 
 
 def test_history_reaches_the_next_plan_and_reset_clears_it(tmp_path):

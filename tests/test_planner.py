@@ -127,7 +127,7 @@ def test_duplicate_ids_without_references_are_renumbered():
             {"task": "image-to-text", "id": 0, "dep": [], "args": {"image": "b.png"}},
         ]
     )
-    plan, _ = plan_from(reply)
+    plan, _ = plan_from(reply, request="Read a.png and b.png")
     assert plan.ids == [0, 1]
     assert any("renumbered" in r for r in plan.repairs)
 
@@ -286,7 +286,7 @@ def test_wrong_type_reference_is_repointed_to_the_closest_earlier_producer():
         {"task": "text-to-speech", "id": 1, "dep": [0], "args": {"text": "<GENERATED>-0"}},
         {"task": "summarization", "id": 2, "dep": [1], "args": {"text": "<GENERATED>-1"}},  # speech is audio
     ])
-    plan, _ = plan_from(reply)
+    plan, _ = plan_from(reply, request="Read sign.png aloud and summarize it")
     assert plan[2].args == {"text": "<GENERATED>-0"} and plan[2].dep == [0]
     assert any("set to <GENERATED>-0 (image-to-text)" in r for r in plan.repairs)
 
@@ -302,7 +302,7 @@ def test_a_type_gap_is_bridged_by_a_converter_task():
         {"task": "text-to-image", "id": 0, "dep": [], "args": {"text": "a red fox"}},
         {"task": "summarization", "id": 1, "dep": [0], "args": {"text": "<GENERATED>-0"}},
     ])
-    plan, _ = plan_from(reply)
+    plan, _ = plan_from(reply, request="Draw a red fox and summarize the picture")
     assert [t.task for t in plan] == ["text-to-image", "image-to-text", "summarization"]
     assert plan[1].args == {"text": "<GENERATED>-2"} and plan[2].args == {"image": "<GENERATED>-0"}
     assert any("inserted image-to-text to convert it" in r for r in plan.repairs)
@@ -352,7 +352,7 @@ def test_a_file_name_without_its_folder_gets_the_requests_path_back():
         {"task": "image-to-text", "id": 2, "dep": [], "args": {"image": "other.png"}},  # not in the request: kept
     ])
     plan, _ = plan_from(
-        reply, request="Read notebooks/data/sign.png aloud and find faces in notebooks/data/astronaut.png and other.png"
+        reply, request="Read notebooks/data/sign.png and find faces in notebooks/data/astronaut.png and other.png"
     )
     assert [t.args["image"] for t in plan] == ["notebooks/data/sign.png", "notebooks/data/astronaut.png", "other.png"]
     assert any("'sign.png' read as 'notebooks/data/sign.png'" in r for r in plan.repairs)
@@ -387,7 +387,7 @@ def test_a_file_name_without_its_folder_gets_an_earlier_cells_path_back():
         {"task": "canny-control", "args": {"image": "edges.png"}},
         {"task": "text-to-speech", "args": {"text": "<GENERATED>-0"}},
     ]})
-    plan = Planner(ScriptedLLM([reply]), retries=0).plan("Read the invoice number out loud", history)
+    plan = Planner(ScriptedLLM([reply]), retries=0).plan("Read the invoice number out loud, and its edges again", history)
     assert [t.args.get("image") for t in plan][:2] == ["data/invoice.png", "runs/r1/edges.png"]
     assert any("a file an earlier cell named or made" in r for r in plan.repairs)
 
@@ -461,3 +461,79 @@ def test_a_text_argument_that_names_an_earlier_task_becomes_its_output():
     assert plan[1].args == {"text": "<GENERATED>-0"} and plan[1].dep == [0]
     assert plan[2].args["text"] == "text-to-speech"
     assert any("'image-to-text' is a task's name" in r for r in plan.repairs)
+
+
+SIGN = {"task": "image-to-text", "args": {"image": "parking.png"}}
+
+
+@pytest.mark.parametrize(
+    ("request_text", "reply_tasks", "expected"),
+    [
+        # the second half of a double request, dropped by the LLM: added, reading the OCR text, language filled
+        ("What does parking.png say? Read it out loud and give it to me in Spanish",
+         [SIGN, {"task": "text-to-speech", "args": {"text": "<GENERATED>-0"}}],
+         [("image-to-text", {"image": "parking.png"}), ("text-to-speech", {"text": "<GENERATED>-0"}),
+          ("translation", {"text": "<GENERATED>-0", "language": "Spanish"})]),
+        # a demo's habit instead of what was asked: the edge map goes, speech of the detection comes
+        ("how many faces are in parking.png? tell me with your voice",
+         [{"task": "object-detection", "args": {"image": "parking.png"}},
+          {"task": "canny-control", "args": {"image": "parking.png"}}],
+         [("object-detection", {"image": "parking.png"}), ("text-to-speech", {"text": "<GENERATED>-0"})]),
+        # the request quotes what to say and the plan is empty
+        ("Say 'good morning everyone' out loud", [], [("text-to-speech", {"text": "good morning everyone"})]),
+        # "voice memo" names an input, not a wish for speech; "in English" is no translation
+        ("Transcribe the voice memo memo.wav and tell me what it says in English",
+         [{"task": "automatic-speech-recognition", "args": {"audio": "memo.wav"}}],
+         [("automatic-speech-recognition", {"audio": "memo.wav"})]),
+        # asked for, but nothing in reach is text: nothing is invented
+        ("Read it out loud", [], []),
+    ],
+)
+def test_a_task_the_request_plainly_asks_for_is_added_when_the_plan_lacks_it(request_text, reply_tasks, expected):
+    plan = Planner(ScriptedLLM([json.dumps({"tasks": reply_tasks})]), retries=0).plan(request_text)
+    assert [(t.task, t.args) for t in plan] == expected
+    added = [r for r in plan.repairs if "added: the request asks for it" in r]
+    assert len(added) == len([t for t, _ in expected if t not in {x["task"] for x in reply_tasks}])
+
+
+def test_an_added_task_reads_the_sessions_latest_text_when_the_plan_has_none():
+    from hgpt_magic.history import Resource
+
+    history = [Turn("translate meeting.wav into German", resources=[
+        Resource("audio", "named in the request", path="meeting.wav"),
+        Resource("text", "made by task 0 automatic-speech-recognition", text="the meeting starts at nine"),
+        Resource("text", "made by task 1 translation", text="Die Sitzung beginnt um neun"),
+    ])]
+    plan = Planner(ScriptedLLM(['{"tasks": []}']), retries=0).plan("and read the German version aloud", history)
+    assert [(t.task, t.args) for t in plan] == [("text-to-speech", {"text": "Die Sitzung beginnt um neun"})]
+    assert "the latest text of this session" in plan.repairs[-1]
+
+
+def test_unasked_tasks_of_other_kinds_are_dropped_but_asked_ones_stay():
+    edges_and_faces = json.dumps({"tasks": [
+        {"task": "object-detection", "args": {"image": "coffee.png"}},
+        {"task": "canny-control", "args": {"image": "coffee.png"}},
+    ]})
+    only_edges = Planner(ScriptedLLM([edges_and_faces]), retries=0).plan("can you show me the edges of coffee.png")
+    assert [t.task for t in only_edges] == ["canny-control"]
+    both = Planner(ScriptedLLM([edges_and_faces]), retries=0).plan("Find the faces in coffee.png and its outlines")
+    assert [t.task for t in both] == ["object-detection", "canny-control"]
+    summarised = json.dumps({"tasks": [
+        {"task": "automatic-speech-recognition", "args": {"audio": "hello.wav"}},
+        {"task": "translation", "args": {"text": "<GENERATED>-0", "language": "German"}},
+        {"task": "summarization", "args": {"text": "<GENERATED>-1"}},
+    ]})
+    translated = Planner(ScriptedLLM([summarised]), retries=0).plan("translate what hello.wav says into German")
+    assert [t.task for t in translated] == ["automatic-speech-recognition", "translation"]
+    gist = Planner(ScriptedLLM([summarised]), retries=0).plan("give me the gist of hello.wav in German")
+    assert [t.task for t in gist] == ["automatic-speech-recognition", "translation", "summarization"]
+
+
+def test_a_two_text_task_asked_for_takes_the_requests_two_quotes_or_is_not_added():
+    plan = Planner(ScriptedLLM(['{"tasks": []}']), retries=0).plan("and 'I love pizza' versus 'The market fell today'?")
+    assert [(t.task, t.args) for t in plan] == [
+        ("sentence-similarity", {"text1": "I love pizza", "text2": "The market fell today"})
+    ]
+    history = [Turn("compare two sentences", resources=[])]
+    one_quote = Planner(ScriptedLLM(['{"tasks": []}']), retries=0).plan("How similar is that sign's text to 'Keep out'?", history)
+    assert len(one_quote) == 0

@@ -25,7 +25,12 @@ from .validate import PlanError, plan_errors, topological_order
 
 
 def validate_plan(
-    data: Any, registry: Registry | None = None, raw: str = "", request: str = "", earlier: Sequence[str] = ()
+    data: Any,
+    registry: Registry | None = None,
+    raw: str = "",
+    request: str = "",
+    earlier: Sequence[str] = (),
+    earlier_texts: Sequence[str] = (),
 ) -> Plan:
     """An LLM's parsed plan, repaired (`repair.repair_plan`) and checked (`validate.plan_errors`); raises
     `PlanError` with every problem the repairs could not fix.
@@ -33,11 +38,12 @@ def validate_plan(
     `request`, when given, names the files the plan may use: a file name the LLM wrote without its
     folder gets the request's path back, and a media argument that refers to a task of the wrong type
     falls back to the request's only file of that type. `earlier`: the files earlier cells named or made
-    (a folder dropped from one of them is given back too). A user's own plan is checked without repairs
+    (a folder dropped from one of them is given back too); `earlier_texts`: the texts they made (what a task
+    the request asks for but the plan lacks may read). A user's own plan is checked without repairs
     (`draft.Draft`).
     """
     registry = registry or default_registry()
-    items, repairs = repair_plan(data, registry, request, earlier)
+    items, repairs = repair_plan(data, registry, request, earlier, earlier_texts)
     errors = plan_errors(items, registry) or empty_plan_errors(items, request)
     if errors:
         raise PlanError(errors, raw)
@@ -145,6 +151,7 @@ class Planner:
         """
         messages = self.messages(request, history)
         earlier = [r.path for turn in history for r in turn.resources if r.path]
+        earlier_texts = [r.text for turn in history for r in turn.resources if r.text and not r.path]
         errors: list[str] = []
         raw = ""
         refused: Plan | None = None  # a valid plan that breaks `check`: the caller refuses it with the reasons
@@ -154,7 +161,7 @@ class Planner:
             )
             raw = reply.text
             try:
-                plan = self._read(raw, request, earlier, last=attempt == self.retries)
+                plan = self._read(raw, request, earlier, earlier_texts, last=attempt == self.retries)
                 errors = check(plan) if check is not None else []
                 if not errors:
                     return plan
@@ -170,18 +177,24 @@ class Planner:
             return refused
         raise PlanError(errors, raw)
 
-    def _read(self, raw: str, request: str, earlier: Sequence[str] = (), *, last: bool) -> Plan:
+    def _read(
+        self, raw: str, request: str, earlier: Sequence[str] = (), earlier_texts: Sequence[str] = (), *, last: bool
+    ) -> Plan:
         """The reply as a validated Plan: parsed, repaired, and bridged where a type gap is left."""
         data = extract_json(raw)
         if self.compact:
             data = number_by_position(data)
         try:
-            return validate_plan(data, self.registry, raw=raw, request=request, earlier=earlier)
+            return validate_plan(
+                data, self.registry, raw=raw, request=request, earlier=earlier, earlier_texts=earlier_texts
+            )
         except PlanError:
             hops = 2 if last else 1  # the last answer: allow the longer detour
             bridged, notes = bridge_types(data, self.registry, request, self._task_counts, hops)
             if not notes:
                 raise
-            plan = validate_plan(bridged, self.registry, raw=raw, request=request, earlier=earlier)  # raises the bridged plan's errors
+            plan = validate_plan(  # raises the bridged plan's errors
+                bridged, self.registry, raw=raw, request=request, earlier=earlier, earlier_texts=earlier_texts
+            )
             plan.repairs = notes + plan.repairs
             return plan

@@ -29,17 +29,21 @@ Items = list[Any]
 
 @dataclass
 class Context:
-    """What repairs may consult: the vocabulary, the request and its files by media type, and the files
-    earlier cells of the session named or made (`earlier`, by media type too)."""
+    """What repairs may consult: the vocabulary, the request and its files by media type, the files
+    earlier cells of the session named or made (`earlier`, by media type too) and the texts they made
+    (`earlier_texts`, oldest first: a transcript, the text read from a sign)."""
 
     registry: Registry
     files: dict[str, list[str]] = field(default_factory=dict)
     request: str = ""
     earlier: dict[str, list[str]] = field(default_factory=dict)
+    earlier_texts: list[str] = field(default_factory=list)
 
     @classmethod
-    def of(cls, registry: Registry, request: str = "", earlier: Sequence[str] = ()) -> Context:
-        return cls(registry, request_files(request), request, request_files(" ".join(earlier)))
+    def of(
+        cls, registry: Registry, request: str = "", earlier: Sequence[str] = (), earlier_texts: Sequence[str] = ()
+    ) -> Context:
+        return cls(registry, request_files(request), request, request_files(" ".join(earlier)), list(earlier_texts))
 
 
 def request_files(request: str) -> dict[str, list[str]]:
@@ -189,6 +193,65 @@ def unrequested_tasks(items: Items, ctx: Context) -> tuple[Items, list[str]]:
     return items, notes
 
 
+def requested_tasks(items: Items, ctx: Context) -> tuple[Items, list[str]]:
+    """Add a task the request plainly asks for (`Vocabulary.asks`: "read it out loud", "into Spanish") but
+    the plan lacks, reading the plan's last text (else the session's latest text, else the request's quoted
+    text; a task of several texts takes the request's quotes, one each), with the slots the expression's
+    named groups fill ("language": "Spanish").
+
+    Small models drop the second half of a double request ("say what the sign says, out loud and in
+    Spanish" planned as OCR and speech only) or replace it with a demo's habit (an edge map for "tell me
+    with your voice"). Nothing is added when nothing in reach is text to feed it.
+    """
+    asks = [(name, re.compile(pattern, re.IGNORECASE)) for name, pattern in ctx.registry.vocabulary.asks]
+    if not asks or not ctx.request.strip():  # a user's own draft has no request to judge it by
+        return items, []
+    items, notes = copy.deepcopy(items), []
+    for name, pattern in asks:
+        matches = list(pattern.finditer(ctx.request))
+        tasks = _readable(items, ctx)
+        if not matches or name not in ctx.registry or any(t.task == name for _, t in tasks):
+            continue
+        spec = ctx.registry[name]
+        slots = [s for s in spec.inputs if s.required]
+        if not slots or any(s.type != "text" for s in slots) or len(tasks) != len(items):
+            continue  # only text-fed tasks, and only into a plan every item of which is readable
+        producer = next((t for _, t in reversed(tasks) if "text" in ctx.registry[t.task].outputs), None)
+        quoted = _quoted_texts(ctx.request)
+        if len(slots) > 1:  # "'I love pizza' versus 'The market fell'": only the request's quotes fill them all
+            if len(quoted) != len(slots):
+                continue
+            values, source, producer = quoted, "the texts the request quotes", None
+        elif producer is not None:
+            values, source = [f"<GENERATED>-{producer.id}"], f"the output of task {producer.id} ({producer.task})"
+        elif ctx.earlier_texts:
+            values, source = [ctx.earlier_texts[-1]], "the latest text of this session"
+        elif len(quoted) == 1:
+            values, source = quoted, "the text the request quotes"
+        else:
+            continue
+        args = {slot.name: value for slot, value in zip(slots, values, strict=True)}
+        for match in matches:
+            for group, found in match.groupdict().items():
+                if found and spec.slot(group) is not None:
+                    args.setdefault(group, found.strip().title())
+        new_id = max((t.id for _, t in tasks), default=-1) + 1
+        dep = [producer.id] if producer is not None else []
+        items.append({"task": name, "id": new_id, "dep": dep, "args": args})
+        notes.append(
+            f"task {new_id} ({name}) added: the request asks for it ({matches[0].group(0)!r}); it reads {source}"
+        )
+    return items, notes
+
+
+_QUOTED = re.compile(r"(?<!\w)'([^'\n]{2,})'(?!\w)|\"([^\"\n]{2,})\"|“([^”\n]{2,})”")
+
+
+def _quoted_texts(text: str) -> list[str]:
+    """The texts a request quotes: 'good morning', "hello", “hi”."""
+    return [next(g for g in groups if g) for groups in _QUOTED.findall(text)]
+
+
 def argument_names(items: Items, ctx: Context) -> tuple[Items, list[str]]:
     """An unknown argument name is renamed when exactly one free slot fits it (e.g. "img" given an image
     path, by the slot's type or the type of the task it refers to)."""
@@ -301,15 +364,17 @@ def derived_deps(items: Items, ctx: Context) -> tuple[Items, list[str]]:
 REPAIRS: tuple[Callable[[Items, Context], tuple[Items, list[str]]], ...] = (
     task_names, positional_arguments, plain_values, duplicate_ids, restore_paths, argument_names, task_name_arguments,
     repoint, derived_deps,
-    unrequested_tasks,
+    unrequested_tasks, requested_tasks,
 )
 
 
-def repair_plan(data: Any, registry: Registry, request: str = "", earlier: Sequence[str] = ()) -> tuple[Items, list[str]]:
+def repair_plan(
+    data: Any, registry: Registry, request: str = "", earlier: Sequence[str] = (), earlier_texts: Sequence[str] = ()
+) -> tuple[Items, list[str]]:
     """Every repair of `REPAIRS` applied in turn: the repaired task dicts and all the notes. `earlier`: the
-    files earlier cells of the session named or made."""
+    files earlier cells of the session named or made; `earlier_texts`: the texts they made."""
     items: Items = list(as_task_list(data))
-    ctx = Context.of(registry, request, earlier)
+    ctx = Context.of(registry, request, earlier, earlier_texts)
     notes: list[str] = []
     for repair in REPAIRS:
         items, more = repair(items, ctx)

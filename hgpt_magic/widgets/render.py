@@ -222,7 +222,20 @@ def error_view(message: str, details: str | None = None) -> Rich:
 
 
 def answer_view(answer: str) -> Markdown:
-    return Markdown(answer)
+    """The answer as Markdown, its line breaks kept: a receipt read line by line, or "Text in x: ..." above
+    "Translation: ...", would otherwise run together into one paragraph."""
+    return Markdown(hard_line_breaks(answer))
+
+
+def hard_line_breaks(text: str) -> str:
+    """Markdown in which every single newline is a line break (two spaces before it), lists and blank lines
+    left as they are."""
+    lines = text.split("\n")
+    kept = []
+    for line, following in zip(lines, lines[1:] + [""], strict=True):
+        plain = line.strip() and following.strip() and not following.lstrip().startswith(("- ", "* ", "1. "))
+        kept.append(line.rstrip() + "  " if plain else line)
+    return "\n".join(kept)
 
 
 # --------------------------------------------------------------------------- plans and runs
