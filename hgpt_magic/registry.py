@@ -169,11 +169,12 @@ HUGGINGGPT_TASKS = Registry.of(
         _t("canny-control", "extract the edge map (Canny edges) of an image", "image:image", "image"),
     ],
     name="hugginggpt",
-    # Interactive: the first plan of a session must come fast, so the static prompt prefix is the task
-    # list alone and the three demos nearest the request follow it.
+    # Every demo sits in the static prompt prefix, in a fixed order: its KV state is computed once per
+    # machine and restored from disk (`LocalLLM.warm_prefix`), so a plan computes only the session's
+    # history and the request, and the next request of the session reuses the history computed before.
     vocabulary=Vocabulary(
         demos=resources.files("hgpt_magic").joinpath("prompts", "demos_hugginggpt.json"),
-        retrieve=3,
+        retrieve=None,
         cues=(
             # Speech is asked for in words about voice or sound ("read it aloud", "tell me with your voice",
             # "say it in German", "an audio announcement"), never by a plain question.

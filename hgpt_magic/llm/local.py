@@ -236,6 +236,7 @@ class LocalLLM:
         params = self._params(self.threads, self.threads, port)
         self._kv_types = f"k={params.cache_type_k} v={params.cache_type_v}"
         self._warm_prefixes: set[str] = set()
+        self._prefix_files: set[str] = set()  # saved prefix states on disk, for the lean copy to restore
         start = time.perf_counter()
         try:
             self._server = xllamacpp.Server(params)
@@ -273,11 +274,14 @@ class LocalLLM:
         return server  # (the request above also keeps ~Server from hanging, as for the full model)
 
     def _warm_lean(self, server: Any) -> None:
-        """Give the lean copy the full model's prompt cache: the older recent prompts are replayed, the
-        latest one's KV state is copied (saved and restored through llama.cpp's slot files: well under a
-        second, where recomputing ~1000 prompt tokens on a busy machine takes a minute)."""
+        """Give the lean copy the full model's prompt cache: the saved prompt prefixes are restored from
+        their files, the older recent prompts are replayed on top of them, and the latest one's KV state is
+        copied (saved and restored through llama.cpp's slot files: well under a second, where recomputing
+        ~1000 prompt tokens on a busy machine takes a minute)."""
         with self._recent_lock:
             recent = list(self._recent_prompts.values())
+        for filename in sorted(self._prefix_files):  # a long static prefix (the planner's demos) is read, not recomputed
+            _slot_action(server, "restore", filename)
         for messages in recent[:-1]:
             server.handle_chat_completions({"messages": messages, "max_tokens": 1, "cache_prompt": True})
         name = f"lean-{os.getpid()}-{id(server)}.bin"
@@ -443,6 +447,7 @@ class LocalLLM:
         filename = f"prefix-{key}.bin"
         if self._slot_dir is not None and (self._slot_dir / filename).is_file():
             if self._slot_action("restore", filename) is None:
+                self._prefix_files.add(filename)
                 return "restored"
         # the prefix and a one-letter user turn, one token out: all but the request is computed
         self._server.handle_chat_completions(
@@ -454,6 +459,7 @@ class LocalLLM:
         problem = self._slot_action("save", partial)
         if problem is None:  # written under a private name, then moved: readers never see half a file
             os.replace(self._slot_dir / partial, self._slot_dir / filename)
+            self._prefix_files.add(filename)
             return "computed"
         (self._slot_dir / partial).unlink(missing_ok=True)
         return f"computed, not saved: {problem}"
