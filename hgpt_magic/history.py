@@ -98,21 +98,29 @@ def render_turn(number: int, turn: Turn) -> str:
     return "\n".join(lines)
 
 
+#: Older turns leave the prompt this many at a time, so the prompt's start stays the same for several
+#: requests in a row and an LLM server's prefix cache reuses the history it computed for the last one.
+DROP_STRIDE = 4
+
+
 def history_block(history: Sequence[Turn], budget_tokens: int) -> str:
     """The most recent turns that fit the token budget, oldest first, numbered as in the session.
 
-    Requests and resources only, never answers (see the module docstring). Empty when there is no history.
+    Requests and resources only, never answers (see the module docstring). When not all fit, the first turn
+    kept is a multiple of `DROP_STRIDE` (see there), so up to that many fewer may be kept. Empty when there
+    is no history.
     """
-    entries: list[str] = []
+    entries = [render_turn(number, turn) for number, turn in enumerate(history, start=1)]
+    costs = [estimate_tokens(entry) for entry in entries]
+    first = len(entries)  # the oldest turn that fits, counting back from the latest
     used = 0
-    for number in range(len(history), 0, -1):
-        entry = render_turn(number, history[number - 1])
-        cost = estimate_tokens(entry)
-        if used + cost > budget_tokens:
-            break
-        entries.insert(0, entry)
-        used += cost
-    return "\n".join(entries)
+    while first > 0 and used + costs[first - 1] <= budget_tokens:
+        first -= 1
+        used += costs[first]
+    boundary = -(-first // DROP_STRIDE) * DROP_STRIDE  # some were dropped: start at a stride boundary ...
+    if first > 0 and boundary < len(entries):  # ... unless that would leave none of those that fit
+        first = boundary
+    return "\n".join(entries[first:])
 
 
 def _quoted(text: str) -> str:

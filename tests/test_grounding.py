@@ -94,6 +94,19 @@ def test_history_block_keeps_the_latest_turns_that_fit_and_cuts_long_texts():
     assert history_block([], 1000) == ""
 
 
+def test_older_turns_leave_the_prompt_a_stride_at_a_time_so_its_start_stays_the_same():
+    from hgpt_magic.history import DROP_STRIDE
+
+    turns = [Turn(f"request number {i} " + "x" * 80) for i in range(1, 13)]
+    starts = []
+    for n in range(1, len(turns) + 1):
+        block = history_block(turns[:n], 150)  # room for about five turns
+        starts.append(int(block.split(":", 1)[0].removeprefix("Request ")))
+        assert f"Request {n}:" in block  # the latest turn is always there
+    assert all((s - 1) % DROP_STRIDE == 0 for s in starts)  # 1, 5, 9: a multiple of the stride dropped
+    assert len(set(starts)) < len(starts) - 4  # the start changed a few times, not at every request
+
+
 def test_named_files_finds_media_files_only():
     assert named_files("Read /tmp/x/sign.png and hello.wav, not notes.txt nor 12.70") == ["/tmp/x/sign.png", "hello.wav"]
 
