@@ -37,11 +37,11 @@ ASK_POLICIES = ("auto", "always", "never")
 #: The longest reason the LLM may write (JSON-schema maxLength: the grammar bounds the tokens it spends).
 REASON_CHARS = 120
 
-SELECT_SYSTEM = f"""You choose the expert model for each task of a plan made for a user's request.
+SELECT_SYSTEM = """You choose the expert model for each task of a plan made for a user's request.
 For each task you get its arguments and its candidate models, best-ranked first, each with a description.
 Choose the candidate whose description fits the task and the request best; if none fits better, the first.
-Reply with JSON only: {{"TASK_ID": {{"id": MODEL_ID, "reason": REASON}}, ...}} with one entry per task,
-where REASON is one short sentence (at most {REASON_CHARS} characters) naming what in the request decided."""
+Reply with JSON only, one entry per task, each with a reason of a few words naming what in the request
+decided. Example: {"3": {"id": "acme/opus-en-es", "reason": "the request wants Spanish"}}"""
 
 #: Words that say nothing about which model suits a request: function words and what every request of
 #: a task mentions. A request word counts only if it is not here (checked before and after stemming).
@@ -122,6 +122,14 @@ def request_cue(request: str, texts: Sequence[str]) -> tuple[str, int] | None:
         if telling:
             return telling[0], index
     return None
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` in at most `limit` characters, cut after a whole word and marked " ..." when it is longer."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return text[: limit - 3].rsplit(" ", 1)[0] + " ..."
 
 
 def ranked_first_reason(offered: Sequence[Candidate]) -> str:
@@ -211,10 +219,7 @@ class Selector:
 
     def shown(self, candidate: Candidate) -> str:
         """A candidate's description as the LLM sees it: at most `description_chars`, cut at a word."""
-        text = " ".join(candidate.description.split())
-        if len(text) <= self.description_chars:
-            return text
-        return text[: self.description_chars].rsplit(" ", 1)[0] + " ..."
+        return clip(candidate.description, self.description_chars)
 
     def should_ask(self, offered: Sequence[Candidate], request: str, policy: str | None = None) -> bool:
         """Whether the LLM chooses among `offered` for this request (see the module docstring)."""
@@ -289,7 +294,8 @@ class Selector:
             ids = {c.id: c for c in offered}
             if isinstance(pick, dict) and pick.get("id") in ids:
                 chosen = ids[pick["id"]]
-                reason = str(pick.get("reason") or "chosen by the LLM").strip()[:REASON_CHARS]
+                # a reason that reached the bound was cut there, likely mid-word: end it after a whole word
+                reason = clip(str(pick.get("reason") or "chosen by the LLM"), REASON_CHARS - 1)
             else:
                 chosen = offered[0]
                 if isinstance(pick, dict) and pick.get("id"):
