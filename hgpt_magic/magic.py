@@ -35,7 +35,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
-from traitlets import Bool, Int, TraitError, Unicode, validate
+from traitlets import Bool, Enum, Int, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
 from .draft import missing_files
@@ -45,7 +45,7 @@ from .llm import LLMError, default_llm_spec
 from .pipeline import HuggingGPT as Pipeline
 from .planning import PlanError
 from .secrets import SECRET_ENV_VARS, hf_token, mask, mask_secrets
-from .selector import no_backend_reason
+from .selector import ASK_POLICIES, ask_policy_from_env, no_backend_reason
 from .streaming import AnswerStream
 from .types import Run, TaskResult
 from .widgets import render
@@ -67,6 +67,10 @@ class HuggingGPT(Configurable):
         config=True
     )
     top_k = Int(5, help="Candidate models offered per task.").tag(config=True)
+    select = Enum(
+        ASK_POLICIES, None, allow_none=True, help="When the LLM picks a task's model among several: auto (only "
+        "when the request names what a lower-ranked one is better at), always, never (default: $HGPT_SELECT, else auto)."
+    ).tag(config=True)
     auto = Bool(False, help="Run at once, without waiting for edits in the plan editor.").tag(config=True)
     out_dir = Unicode(
         None, allow_none=True, help="Where run directories go (default: $HGPT_OUT, else ./hgpt-runs)."
@@ -333,6 +337,7 @@ class HuggingGPTMagics(Magics):
 
         pipeline = self.pipeline_for(args.llm, args.experts)
         pipeline.top_k = args.top_k or self.settings.top_k
+        pipeline.select_policy = self.settings.select
         _check_writable(pipeline.out_dir)
         resources = Resources(pipeline.new_run_dir)
         request = interpolate(text, self.shell.user_ns, resources)
@@ -483,6 +488,7 @@ class HuggingGPTMagics(Magics):
             ("llm", s.llm or f"{default_llm_spec()} (default)"),
             ("experts", f"{s.experts} → {experts}"),
             ("top_k", str(s.top_k)),
+            ("select", s.select or f"{ask_policy_from_env()} (default)"),
             ("auto", str(s.auto)),
             ("out_dir", str(pipeline.out_dir)),
             ("task registry", f"{pipeline.registry.name} ({len(pipeline.registry)} task types)"),

@@ -30,7 +30,7 @@ from .registry import Registry, default_registry
 from .resources import Allowed, ResourceError, check_plan
 from .responder import Responder
 from .secrets import mask_secrets
-from .selector import Selector
+from .selector import Selector, check_ask_policy
 from .types import Candidate, LLMCall, Plan, Run, Selection, TaskResult
 
 
@@ -65,6 +65,7 @@ class HuggingGPT:
         registry: Registry | None = None,
         catalog: Catalog | None = None,
         top_k: int = 5,
+        select_policy: str | None = None,
         out_dir: str | Path | None = None,
         max_workers: int = 4,
         task_timeout: float = 300.0,
@@ -72,7 +73,9 @@ class HuggingGPT:
         allow_paths: Sequence[str | Path] | str | None = None,
     ):
         """`allow_paths`: folders whose files a plan may use without the request naming them
-        (besides `$HGPT_ALLOW_PATHS`); see resources.py for what else a plan may touch."""
+        (besides `$HGPT_ALLOW_PATHS`); see resources.py for what else a plan may touch.
+        `select_policy`: when the LLM picks among several models, "auto", "always" or "never" (None:
+        `$HGPT_SELECT`, default auto); see selector.py."""
         self._llm_spec = llm
         self._llm: LLM | None = None if llm is None or isinstance(llm, str) else llm
         self._llm_lock = threading.Lock()
@@ -81,6 +84,7 @@ class HuggingGPT:
         self.catalog = catalog
         self._top_k = top_k
         self._selector: Selector | None = None
+        self.select_policy = select_policy  # checked now: a typo fails here, not at the first selection
         self.out_dir = Path(out_dir) if out_dir is not None else default_out_dir()
         self.max_workers = max_workers
         self.task_timeout = task_timeout
@@ -116,7 +120,8 @@ class HuggingGPT:
     def selector(self) -> Selector:
         """Stage 2, built on first use (the experts' models are listed then)."""
         if self._selector is None:
-            self._selector = Selector(self._llm, self.experts, self.catalog, top_k=self._top_k)
+            self._selector = Selector(self._llm, self.experts, self.catalog, top_k=self._top_k,
+                                      ask=self._select_policy)
         return self._selector
 
     @property
@@ -129,6 +134,17 @@ class HuggingGPT:
         self._top_k = value
         if self._selector is not None:
             self._selector.top_k = value
+
+    @property
+    def select_policy(self) -> str | None:
+        """When the LLM picks among several candidate models: "auto", "always", "never"; None: `$HGPT_SELECT`."""
+        return self._select_policy
+
+    @select_policy.setter
+    def select_policy(self, value: str | None) -> None:
+        self._select_policy = check_ask_policy(value)
+        if self._selector is not None:
+            self._selector.ask = value
 
     @property
     def planner(self) -> Planner:
@@ -164,10 +180,10 @@ class HuggingGPT:
         return check_plan(plan, self.allowed, self.registry)
 
     def select(self, plan: Plan, request: str = "", *, calls: list[LLMCall] | None = None) -> Selection:
-        """Stage 2: a model per task (one LLM call at most, for the tasks with several candidates)."""
+        """Stage 2: a model per task (one LLM call at most, for the tasks whose choice the LLM makes)."""
         selector = self.selector
-        if any(len(selector.candidates(t.task)) > 1 for t in plan):
-            selector.llm = self.llm
+        if selector.will_ask(plan, request):
+            selector.llm = self.llm  # loaded only when it will be asked
         return selector.select(plan, request, calls=calls)
 
     def execute(

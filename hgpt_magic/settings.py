@@ -59,13 +59,14 @@ REMOTE_TIMEOUT = Setting("HGPT_REMOTE_TIMEOUT", "60", "Seconds per request to a 
 REMOTE_CONCURRENCY = Setting("HGPT_REMOTE_CONCURRENCY", "4", "Requests in flight per remote expert backend (at least 1).")
 ENDPOINTS = Setting("HGPT_ENDPOINTS", "", "The endpoints file (TOML or JSON) for `experts=endpoint` (default: `endpoints.toml` in the user config folder).")
 CATALOG = Setting("HGPT_CATALOG", "", "The model catalogue file that `catalog refresh` writes and runs use (default: in the user data folder).")
+SELECT = Setting("HGPT_SELECT", "auto", "When the LLM picks a task's model among several candidates: `auto` (only when the request names something a lower-ranked candidate is described as better at; else the top-ranked one), `always`, `never`.")
 OUT = Setting("HGPT_OUT", "hgpt-runs", "Folder where run directories go.")
 ALLOW_PATHS = Setting("HGPT_ALLOW_PATHS", "", "Folders (separated by `os.pathsep`) whose files a plan may use without the request naming them.")
 
 #: Every setting, in the order of the documented table.
 SETTINGS: tuple[Setting, ...] = (
     LLM, GGUF, CACHE, LLM_THREADS, SHARED_SERVER, SHARED_SERVER_IDLE, LOCAL_PORT, LLM_TIMEOUT, LLM_RETRIES, API_KEY,
-    REMOTE_TIMEOUT, REMOTE_CONCURRENCY, ENDPOINTS, CATALOG, OUT, ALLOW_PATHS,
+    REMOTE_TIMEOUT, REMOTE_CONCURRENCY, ENDPOINTS, CATALOG, SELECT, OUT, ALLOW_PATHS,
 )
 
 

@@ -187,7 +187,8 @@ def test_scheduler_cli_prints_a_json_line_then_a_table(capsys):
 # ----------------------------------------------------------------------------- calls
 
 
-def test_calls_stay_at_three_per_request_and_expert_calls_are_counted_apart(tmp_path):
+def test_calls_stay_at_three_per_request_and_expert_calls_are_counted_apart(tmp_path, monkeypatch):
+    monkeypatch.setenv("HGPT_SELECT", "always")  # the most calls: every choice among two models is the LLM's
     rows = calls.run_cases(calls.ScriptedStages({}), calls.CASES[:3], out_dir=tmp_path)
     assert [r["planned_tasks"] for r in rows] == [1, 2, 3]
     for row in rows:

@@ -161,6 +161,19 @@ def test_config_magic_and_ipython_config_set_the_traits(session):
         session.shell.config.pop("HuggingGPT", None)
 
 
+def test_the_select_setting_reaches_the_pipeline(session):
+    """%config HuggingGPT.select = "always": the LLM picks a model the request gives it no reason to."""
+    picks = json.dumps({"0": {"id": "sleep-0.1", "reason": "asked anyway"}})
+    hg = session.use(plan_reply(task(0, "summarization", text="long text")), picks)
+    session.experts.models = ["sleep-0", "sleep-0.1"]
+    session.shell.run_line_magic("config", 'HuggingGPT.select = "sometimes"')  # refused: stays unset
+    assert session.magics.settings.select is None
+    session.shell.run_line_magic("config", 'HuggingGPT.select = "always"')
+    session.cell("--plan-only", "Summarize: long text")
+    assert hg.select_policy == "always" and [c.stage for c in session.last.llm_calls] == ["plan", "select"]
+    assert session.last.selection[0].model == "sleep-0.1"
+
+
 def test_settings_and_cell_options_choose_the_pipeline_and_history_carries_over(session):
     built = []
 

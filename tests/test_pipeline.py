@@ -20,14 +20,15 @@ PLAN = {
 }
 
 
-def make_hg(tmp_path, replies, models=("sleep-0",)):
+def make_hg(tmp_path, replies, models=("sleep-0",), select_policy=None):
     image = tmp_path / "sign.png"
     image.write_bytes(b"not really a png")
     replies = [r.replace("IMAGE", str(image)) if isinstance(r, str) else r for r in replies]
     llm = ScriptedLLM(replies)
     experts = [TimedExperts(["image-to-text", "text-to-speech"], models=models), LLMExperts()]
     # the requests say IMAGE, not the file's name: allow its folder (see test_hostile_plans.py for the rule)
-    hg = HuggingGPT(llm=llm, experts=experts, catalog=Catalog([]), out_dir=tmp_path / "runs", allow_paths=[tmp_path])
+    hg = HuggingGPT(llm=llm, experts=experts, catalog=Catalog([]), out_dir=tmp_path / "runs", allow_paths=[tmp_path],
+                    select_policy=select_policy)
     return hg, llm
 
 
@@ -41,6 +42,7 @@ def test_run_goes_through_four_stages_with_three_llm_calls_at_most(tmp_path):
             "The sign says hello. Files: ...",  # respond
         ],
         models=("sleep-0", "sleep-0.01"),
+        select_policy="always",  # the LLM picks task 0's model although the request names no difference
     )
     run = hg.run("Read IMAGE, translate it to French and say it aloud")
     assert run.status == "done"

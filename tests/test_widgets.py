@@ -51,7 +51,9 @@ def make_editor(tmp_path, *answers: str, plan=PLAN, models=("sleep-0", "sleep-0.
     user did not give is sent back once, then handed to the editor with its refusals)."""
     experts = TimedExperts(SERVED, models=models)
     llm = ScriptedLLM([json.dumps(plan)] * (2 if insists else 1) + [picks, *answers])
-    pipeline = HuggingGPT(llm=llm, experts=[experts], registry=REGISTRY, catalog=Catalog([]), out_dir=tmp_path / "runs")
+    # select_policy "always": the LLM picks the models (and says why) though the request names no difference
+    pipeline = HuggingGPT(llm=llm, experts=[experts], registry=REGISTRY, catalog=Catalog([]), out_dir=tmp_path / "runs",
+                          select_policy="always")
     run = pipeline.run(request, plan_only=True)
     return PlanEditor(pipeline, run), experts, pipeline
 
