@@ -89,7 +89,7 @@ def test_changing_a_model_and_an_argument_updates_the_draft(tmp_path):
     editor.row(0).model.value = "sleep-0.05"
     choice = editor.selection()[0]
     assert (choice.model, choice.backend) == ("sleep-0.05", "timed")
-    assert choice.reason == "chosen in the editor (the LLM had picked sleep-0: fastest)"
+    assert choice.reason == "chosen in the editor (selection had picked sleep-0: fastest)"
     assert "chosen in the editor" in editor.row(0).reason.value
     editor.row(1).args["language"].text.value = "German"
     assert editor.task(1).args == {"text": "<GENERATED>-0", "language": "German"}

@@ -369,7 +369,7 @@ class PlanEditor:
         if picked is not None and picked.model == model:
             reason = picked.reason
         elif picked is not None and picked.model:
-            reason = f"chosen in the editor (the LLM had picked {picked.model}: {picked.reason})"
+            reason = f"chosen in the editor (selection had picked {picked.model}: {picked.reason})"
         else:
             reason = "chosen in the editor"
         backend = next((c.backend for c in old.candidates if c.id == model), old.backend)
