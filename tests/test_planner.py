@@ -537,3 +537,23 @@ def test_a_two_text_task_asked_for_takes_the_requests_two_quotes_or_is_not_added
     history = [Turn("compare two sentences", resources=[])]
     one_quote = Planner(ScriptedLLM(['{"tasks": []}']), retries=0).plan("How similar is that sign's text to 'Keep out'?", history)
     assert len(one_quote) == 0
+
+
+def test_a_text_argument_that_copies_an_earlier_request_means_what_that_request_made():
+    """Seen: "now translate what was said into German" planned as a translation of the earlier request's words."""
+    from hgpt_magic.history import Resource
+
+    history = [Turn("Transcribe data/hello.wav and summarise it in one sentence", resources=[
+        Resource("audio", "named in the request", path="data/hello.wav"),
+        Resource("text", "made by task 0 automatic-speech-recognition", text="hello world this is a test"),
+        Resource("text", "made by task 1 summarization", text="A test greeting."),
+    ])]
+    copied = json.dumps({"tasks": [{"task": "translation", "args": {
+        "text": "Transcribe hello.wav and summarise it in one sentence", "language": "German"}}]})
+    plan = Planner(ScriptedLLM([copied]), retries=0).plan("now translate what was said into German", history)
+    assert plan[0].args == {"text": "hello world this is a test", "language": "German"}
+    assert "copied request 1" in " ".join(plan.repairs)
+    # a text of the request itself (a prompt to write from) is the user's word: kept
+    own = json.dumps({"tasks": [{"task": "text-generation", "args": {"text": "write a poem about a sleepy owl"}}]})
+    kept = Planner(ScriptedLLM([own]), retries=0).plan("write a poem about a sleepy owl", history)
+    assert kept[0].args == {"text": "write a poem about a sleepy owl"}

@@ -19,7 +19,7 @@ from ..registry import Registry, default_registry
 from ..types import LLMCall, Plan, Task
 from .demos import Demo, DemoIndex, default_demos
 from .prompt import demo_reply, request_message, retry_message, system_prompt
-from .repair import bridge_types, number_by_position, repair_plan, request_files
+from .repair import EarlierTurn, bridge_types, number_by_position, repair_plan, request_files
 from .schema import POSITIONS, plan_schema
 from .validate import PlanError, plan_errors, topological_order
 
@@ -30,7 +30,7 @@ def validate_plan(
     raw: str = "",
     request: str = "",
     earlier: Sequence[str] = (),
-    earlier_texts: Sequence[str] = (),
+    earlier_turns: Sequence[EarlierTurn] = (),
 ) -> Plan:
     """An LLM's parsed plan, repaired (`repair.repair_plan`) and checked (`validate.plan_errors`); raises
     `PlanError` with every problem the repairs could not fix.
@@ -38,12 +38,12 @@ def validate_plan(
     `request`, when given, names the files the plan may use: a file name the LLM wrote without its
     folder gets the request's path back, and a media argument that refers to a task of the wrong type
     falls back to the request's only file of that type. `earlier`: the files earlier cells named or made
-    (a folder dropped from one of them is given back too); `earlier_texts`: the texts they made (what a task
-    the request asks for but the plan lacks may read). A user's own plan is checked without repairs
+    (a folder dropped from one of them is given back too); `earlier_turns`: their requests and the texts they
+    made (what a task the request asks for but the plan lacks may read; what a copied request means). A user's own plan is checked without repairs
     (`draft.Draft`).
     """
     registry = registry or default_registry()
-    items, repairs = repair_plan(data, registry, request, earlier, earlier_texts)
+    items, repairs = repair_plan(data, registry, request, earlier, earlier_turns)
     errors = plan_errors(items, registry) or empty_plan_errors(items, request)
     if errors:
         raise PlanError(errors, raw)
@@ -151,7 +151,7 @@ class Planner:
         """
         messages = self.messages(request, history)
         earlier = [r.path for turn in history for r in turn.resources if r.path]
-        earlier_texts = [r.text for turn in history for r in turn.resources if r.text and not r.path]
+        earlier_turns = [(turn.request, [r.text for r in turn.resources if r.text and not r.path]) for turn in history]
         errors: list[str] = []
         raw = ""
         refused: Plan | None = None  # a valid plan that breaks `check`: the caller refuses it with the reasons
@@ -161,7 +161,7 @@ class Planner:
             )
             raw = reply.text
             try:
-                plan = self._read(raw, request, earlier, earlier_texts, last=attempt == self.retries)
+                plan = self._read(raw, request, earlier, earlier_turns, last=attempt == self.retries)
                 errors = check(plan) if check is not None else []
                 if not errors:
                     return plan
@@ -178,7 +178,7 @@ class Planner:
         raise PlanError(errors, raw)
 
     def _read(
-        self, raw: str, request: str, earlier: Sequence[str] = (), earlier_texts: Sequence[str] = (), *, last: bool
+        self, raw: str, request: str, earlier: Sequence[str] = (), earlier_turns: Sequence[EarlierTurn] = (), *, last: bool
     ) -> Plan:
         """The reply as a validated Plan: parsed, repaired, and bridged where a type gap is left."""
         data = extract_json(raw)
@@ -186,7 +186,7 @@ class Planner:
             data = number_by_position(data)
         try:
             return validate_plan(
-                data, self.registry, raw=raw, request=request, earlier=earlier, earlier_texts=earlier_texts
+                data, self.registry, raw=raw, request=request, earlier=earlier, earlier_turns=earlier_turns
             )
         except PlanError:
             hops = 2 if last else 1  # the last answer: allow the longer detour
@@ -194,7 +194,7 @@ class Planner:
             if not notes:
                 raise
             plan = validate_plan(  # raises the bridged plan's errors
-                bridged, self.registry, raw=raw, request=request, earlier=earlier, earlier_texts=earlier_texts
+                bridged, self.registry, raw=raw, request=request, earlier=earlier, earlier_turns=earlier_turns
             )
             plan.repairs = notes + plan.repairs
             return plan

@@ -11,6 +11,7 @@ The planner applies them to every LLM reply; the editor offers them to the user 
 from __future__ import annotations
 
 import copy
+import difflib
 import mimetypes
 import re
 from collections.abc import Callable, Sequence
@@ -27,23 +28,32 @@ _WORD = re.compile(r"[a-z0-9]+")
 Items = list[Any]
 
 
+#: An earlier cell as repairs see it: its request and the texts it made (a transcript, a sign's text).
+EarlierTurn = tuple[str, Sequence[str]]
+
+
 @dataclass
 class Context:
     """What repairs may consult: the vocabulary, the request and its files by media type, the files
-    earlier cells of the session named or made (`earlier`, by media type too) and the texts they made
-    (`earlier_texts`, oldest first: a transcript, the text read from a sign)."""
+    earlier cells of the session named or made (`earlier`, by media type too) and those cells' requests
+    with the texts they made (`earlier_turns`, oldest first)."""
 
     registry: Registry
     files: dict[str, list[str]] = field(default_factory=dict)
     request: str = ""
     earlier: dict[str, list[str]] = field(default_factory=dict)
-    earlier_texts: list[str] = field(default_factory=list)
+    earlier_turns: list[EarlierTurn] = field(default_factory=list)
 
     @classmethod
     def of(
-        cls, registry: Registry, request: str = "", earlier: Sequence[str] = (), earlier_texts: Sequence[str] = ()
+        cls, registry: Registry, request: str = "", earlier: Sequence[str] = (), earlier_turns: Sequence[EarlierTurn] = ()
     ) -> Context:
-        return cls(registry, request_files(request), request, request_files(" ".join(earlier)), list(earlier_texts))
+        return cls(registry, request_files(request), request, request_files(" ".join(earlier)), list(earlier_turns))
+
+    @property
+    def earlier_texts(self) -> list[str]:
+        """Every text earlier cells made, oldest first."""
+        return [text for _, texts in self.earlier_turns for text in texts]
 
 
 def request_files(request: str) -> dict[str, list[str]]:
@@ -252,6 +262,40 @@ def _quoted_texts(text: str) -> list[str]:
     return [next(g for g in groups if g) for groups in _QUOTED.findall(text)]
 
 
+def copied_requests(items: Items, ctx: Context) -> tuple[Items, list[str]]:
+    """A text argument that copies an earlier cell's *request* means that cell's result: it becomes the
+    first text that cell made ("now translate what was said" planned as a translation of "Transcribe
+    hello.wav and summarise it", where the transcript was meant).
+
+    Small models point at an earlier turn by copying the line they can see best, its request. Only a near
+    copy (`_copies`) of a request that made some text is changed, and never a copy of this request.
+    """
+    items, notes = copy.deepcopy(items), []
+    for position, task in _readable(items, ctx):
+        args = items[position]["args"]
+        for slot in ctx.registry[task.task].inputs:
+            value = str(args.get(slot.name, ""))
+            if slot.type != "text" or GENERATED_RE.search(value) or len(_letters(value)) < 12:
+                continue
+            for number, (request, texts) in reversed(list(enumerate(ctx.earlier_turns, start=1))):
+                if texts and _copies(value, request) and not _copies(value, ctx.request):
+                    args[slot.name] = texts[0]
+                    notes.append(f"task {task.id}: {slot.name} copied request {number}; set to the first text it made")
+                    break
+    return items, notes
+
+
+def _letters(text: str) -> str:
+    return re.sub(r"[\W_]+", "", text.lower())
+
+
+def _copies(value: str, request: str) -> bool:
+    """Whether `value` is `request` nearly word for word (a folder or a word dropped, case and punctuation
+    aside): 80% of their letters line up."""
+    a, b = _letters(value), _letters(request)
+    return bool(a and b) and difflib.SequenceMatcher(None, a, b, autojunk=False).ratio() >= 0.8
+
+
 def argument_names(items: Items, ctx: Context) -> tuple[Items, list[str]]:
     """An unknown argument name is renamed when exactly one free slot fits it (e.g. "img" given an image
     path, by the slot's type or the type of the task it refers to)."""
@@ -363,18 +407,18 @@ def derived_deps(items: Items, ctx: Context) -> tuple[Items, list[str]]:
 #: The repairs, in the order they are applied to a reply.
 REPAIRS: tuple[Callable[[Items, Context], tuple[Items, list[str]]], ...] = (
     task_names, positional_arguments, plain_values, duplicate_ids, restore_paths, argument_names, task_name_arguments,
-    repoint, derived_deps,
+    repoint, derived_deps, copied_requests,
     unrequested_tasks, requested_tasks,
 )
 
 
 def repair_plan(
-    data: Any, registry: Registry, request: str = "", earlier: Sequence[str] = (), earlier_texts: Sequence[str] = ()
+    data: Any, registry: Registry, request: str = "", earlier: Sequence[str] = (), earlier_turns: Sequence[EarlierTurn] = ()
 ) -> tuple[Items, list[str]]:
     """Every repair of `REPAIRS` applied in turn: the repaired task dicts and all the notes. `earlier`: the
-    files earlier cells of the session named or made; `earlier_texts`: the texts they made."""
+    files earlier cells of the session named or made; `earlier_turns`: their requests and the texts they made."""
     items: Items = list(as_task_list(data))
-    ctx = Context.of(registry, request, earlier, earlier_texts)
+    ctx = Context.of(registry, request, earlier, earlier_turns)
     notes: list[str] = []
     for repair in REPAIRS:
         items, more = repair(items, ctx)
