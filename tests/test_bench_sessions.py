@@ -40,6 +40,17 @@ def test_each_check_catches_its_failure():
     assert kinds_failed(checks) == ["facts", "files", "speech", "stale", "status", "tasks", "unrequested"]
 
 
+def test_an_answer_from_the_history_may_repeat_earlier_facts_but_not_absent_ones():
+    state = SessionState(named={"data/weather.wav"}, earlier_facts=["cold and rainy"])
+    answer = "No: the recording says it is cold and rainy today."
+    assert kinds_failed(check_request({}, a_run([], {}, answer), state)) == []
+    assert kinds_failed(check_request({"absent": ["cold and rainy"]}, a_run([], {}, answer), state)) == ["stale"]
+    with_task = [Task(0, "automatic-speech-recognition", args={"audio": "data/weather.wav"})]
+    done = {0: TaskResult(0, "automatic-speech-recognition", status="done", artifacts=[Artifact("text", "dinner")])}
+    assert kinds_failed(check_request({"allow": ["automatic-speech-recognition"]}, a_run(with_task, done, answer),
+                                      state)) == ["stale"]
+
+
 def test_a_good_request_holds_every_check():
     state = SessionState(named={"data/sign.png"}, earlier_facts=["1 face"])
     spec = {"tasks": ["image-to-text|document-question-answering"], "facts": ["welcome to the library"]}

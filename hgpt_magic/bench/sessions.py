@@ -10,7 +10,9 @@ This bench runs suites of sessions on real files (made by `session_data`) and ch
 - files:       every file argument was named by a request of the session or made by one of its runs
 - speech:      text-to-speech is given text meant for people, not raw data (boxes, JSON)
 - facts:       the answer states each expected fact (`"facts": ["15.70", "one|1 face"]`, any spelling given)
-- stale:       the answer repeats no fact of an earlier request that this run did not produce itself
+- stale:       the answer repeats no fact of an earlier request that this run did not produce itself (a
+               request answered without tasks answers from the session's history, so there only the
+               request's `"absent"` facts count)
 - status:      failed tasks are reported as not done; no finished task is said to have failed
 
 A suite is JSON: `{"files": {name: recipe}, "sessions": [{"id", "requests": [{"text", ...}]}]}`; a
@@ -170,9 +172,10 @@ def _check_stale(spec: Mapping[str, Any], run: Run, state: SessionState) -> Chec
     own = [alt for fact in spec.get("facts", []) for alt in _alternatives(fact)]
     produced = "\n".join([_results_text(run), run.request, *(json.dumps(t.args) for t in run.plan)])
     answer = re.sub(r"\S+\.[A-Za-z][A-Za-z0-9]{1,4}\b", " ", run.answer or "")  # "bakery.png" repeats no fact
+    earlier = state.earlier_facts if len(run.plan) else []  # no task: the answer comes from the history
     stale = [
         fact
-        for fact in [*state.earlier_facts, *spec.get("absent", [])]
+        for fact in [*earlier, *spec.get("absent", [])]
         if len(fact) >= STALE_MIN_CHARS
         and not any(_contains(o, fact) or _contains(fact, o) for o in own)
         and not _contains(produced, fact)
