@@ -223,6 +223,10 @@ HUGGINGGPT_TASKS = Registry.of(
             ("translation", rf"\btranslat\w*|\b(?:in|into) (?P<language>{FOREIGN_LANGUAGES})\b"),
             # Comparing two texts the request quotes ("'I love pizza' versus 'The market fell'").
             ("sentence-similarity", r"\b(?:similar\w*|versus|vs\b|compar\w*|alike)"),
+            # The tasks of one file, added only on the file the request itself names (`requested_tasks`).
+            ("canny-control", r"\b(?:edges?|edge[- ]map|outlines?|contours?|canny)\b"),
+            ("object-detection", r"\b(?:faces?|detect\w*|bounding box\w*|boxes)\b"),
+            ("automatic-speech-recognition", r"\btranscri\w*|\bwhat (?:does|did) .{0,40}\bsa(?:y|ys|id)\b"),
         ),
     ),
 )

@@ -457,6 +457,7 @@ def test_the_planner_asks_again_when_a_plan_names_a_file_the_user_did_not_give(w
     run = hg.run("What animal is in photos/holiday.png?")
     retry = llm.requests[1]["messages"][-1]["content"]
     assert "image='portrait.png'" in retry and "did not give" in retry
+    assert "the files you may use: photos/holiday.png" in retry  # shown the session's files, it picks one
     assert run.status == "done" and run.plan.tasks[0].args["image"] == "photos/holiday.png"
     assert [r.status for r in run.results.values()] == ["done"]
 

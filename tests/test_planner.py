@@ -557,3 +557,19 @@ def test_a_text_argument_that_copies_an_earlier_request_means_what_that_request_
     own = json.dumps({"tasks": [{"task": "text-generation", "args": {"text": "write a poem about a sleepy owl"}}]})
     kept = Planner(ScriptedLLM([own]), retries=0).plan("write a poem about a sleepy owl", history)
     assert kept[0].args == {"text": "write a poem about a sleepy owl"}
+
+
+@pytest.mark.parametrize(
+    ("request_text", "expected"),
+    [
+        ("Show me the outlines in data/rocket.png", [("canny-control", {"image": "data/rocket.png"})]),
+        ("what does the person say in data/callback.wav?",
+         [("automatic-speech-recognition", {"audio": "data/callback.wav"})]),
+        ("and detect faces in the same photo", []),  # no file in the request: nothing added
+    ],
+)
+def test_a_one_file_task_asked_for_is_added_on_the_requests_only_file_of_its_kind(request_text, expected):
+    plan = Planner(ScriptedLLM(['{"tasks": []}']), retries=0).plan(request_text)
+    assert [(t.task, t.args) for t in plan] == expected
+    with pytest.raises(PlanError, match="names a.png, b.png but the plan has no task"):  # which file: not clear
+        Planner(ScriptedLLM(['{"tasks": []}']), retries=0).plan("Show me the outlines in a.png and b.png")

@@ -66,6 +66,15 @@ def empty_plan_errors(items: list[Any], request: str) -> list[str]:
     return [f"the request names {', '.join(files)} but the plan has no task; plan the tasks the request asks for"]
 
 
+def session_files_hint(request: str, earlier: Sequence[str]) -> str:
+    """The files a plan may use, for the LLM asked again after naming one nobody gave: small models invent
+    "portrait.png" for "the photo"; shown the session's files, they pick the right one."""
+    files = list(dict.fromkeys([name for names in request_files(request).values() for name in names] + list(earlier)[::-1]))
+    if not files:
+        return "no file was given in this session: use only texts and <GENERATED>-N references"
+    return f"the files you may use: {', '.join(files[:12])} (or <GENERATED>-N for a task's output)"
+
+
 class Planner:
     """Stage 1. Holds the LLM, the registry and the demos; `plan(request)` returns a validated `Plan`.
 
@@ -166,6 +175,7 @@ class Planner:
                 if not errors:
                     return plan
                 refused = plan
+                errors = errors + [session_files_hint(request, earlier)]
             except (NoJSONError, PlanError) as exc:
                 errors = exc.errors if isinstance(exc, PlanError) else [str(exc)]
             if attempt < self.retries:

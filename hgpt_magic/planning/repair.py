@@ -207,11 +207,12 @@ def requested_tasks(items: Items, ctx: Context) -> tuple[Items, list[str]]:
     """Add a task the request plainly asks for (`Vocabulary.asks`: "read it out loud", "into Spanish") but
     the plan lacks, reading the plan's last text (else the session's latest text, else the request's quoted
     text; a task of several texts takes the request's quotes, one each), with the slots the expression's
-    named groups fill ("language": "Spanish").
+    named groups fill ("language": "Spanish"). A task of one image or audio takes the request's only file of
+    that kind ("show me the outlines in rocket.png"; none or several: nothing is added).
 
     Small models drop the second half of a double request ("say what the sign says, out loud and in
     Spanish" planned as OCR and speech only) or replace it with a demo's habit (an edge map for "tell me
-    with your voice"). Nothing is added when nothing in reach is text to feed it.
+    with your voice"), or plan nothing at all. Nothing is added when nothing in reach can feed the task.
     """
     asks = [(name, re.compile(pattern, re.IGNORECASE)) for name, pattern in ctx.registry.vocabulary.asks]
     if not asks or not ctx.request.strip():  # a user's own draft has no request to judge it by
@@ -224,11 +225,16 @@ def requested_tasks(items: Items, ctx: Context) -> tuple[Items, list[str]]:
             continue
         spec = ctx.registry[name]
         slots = [s for s in spec.inputs if s.required]
-        if not slots or any(s.type != "text" for s in slots) or len(tasks) != len(items):
-            continue  # only text-fed tasks, and only into a plan every item of which is readable
+        if not slots or len(tasks) != len(items):
+            continue  # only into a plan every item of which is readable
         producer = next((t for _, t in reversed(tasks) if "text" in ctx.registry[t.task].outputs), None)
         quoted = _quoted_texts(ctx.request)
-        if len(slots) > 1:  # "'I love pizza' versus 'The market fell'": only the request's quotes fill them all
+        if any(s.type != "text" for s in slots):  # "the edges of rocket.png": the request's one file of the kind
+            named = ctx.files.get(slots[0].type, [])
+            if len(slots) > 1 or len(named) != 1:
+                continue
+            values, source, producer = named, "the file the request names", None
+        elif len(slots) > 1:  # "'I love pizza' versus 'The market fell'": only the request's quotes fill them all
             if len(quoted) != len(slots):
                 continue
             values, source, producer = quoted, "the texts the request quotes", None
