@@ -127,7 +127,8 @@ PREAMBLE = re.compile(
 ECHO = re.compile(
     r"\A\s*(?:(?:the )?user (?:asked|wants|requested|would like)\b[^\n]*?[.!?:](?=\s|\Z)\s*"
     r"|(?:the )?expert models? (?:ran|were run|have run)\b[^\n]*?[.!?:](?=\s|\Z)\s*"
-    r"|(?:they|the experts?|the models?) found:\s*)+",
+    r"|(?:they|the experts?|the models?) found:\s*"
+    r"|(?:the )?results? (?:they|you|the user) (?:asked|wanted|requested)(?: for)? (?:is|are|was|were):?\s+)+",
     re.IGNORECASE,
 )
 

@@ -218,6 +218,7 @@ def test_an_answer_that_retells_the_prompt_starts_with_what_it_found():
     echo = "The expert models ran for this request. They found:\n- Transcript of a.wav: hello"
     assert without_preamble(echo) == "- Transcript of a.wav: hello"
     assert without_preamble("The user asked a question.") == "The user asked a question."  # all there is: kept
+    assert without_preamble("The result they asked for is 15.70.") == "15.70."
 
 
 def test_an_answer_shown_as_markdown_keeps_its_line_breaks():
