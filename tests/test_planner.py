@@ -573,3 +573,16 @@ def test_a_one_file_task_asked_for_is_added_on_the_requests_only_file_of_its_kin
     assert [(t.task, t.args) for t in plan] == expected
     with pytest.raises(PlanError, match="names a.png, b.png but the plan has no task"):  # which file: not clear
         Planner(ScriptedLLM(['{"tasks": []}']), retries=0).plan("Show me the outlines in a.png and b.png")
+
+
+def test_a_bare_name_with_a_guessed_extension_gets_the_sessions_file_of_that_name():
+    from hgpt_magic.history import Resource
+
+    history = [Turn("Show me the outlines in data/rocket.png", resources=[
+        Resource("image", "named in the request", path="data/rocket.png")])]
+    reply = json.dumps({"tasks": [{"task": "image-to-image", "args": {"image": "rocket.jpg", "text": "watercolour"}}]})
+    plan = Planner(ScriptedLLM([reply]), retries=0).plan("a watercolour version of the rocket photo", history)
+    assert plan[0].args["image"] == "data/rocket.png"
+    other = json.dumps({"tasks": [{"task": "image-to-image", "args": {"image": "pics/rocket.jpg", "text": "w"}}]})
+    kept = Planner(ScriptedLLM([other]), retries=0).plan("a watercolour version of the rocket photo", history)
+    assert kept[0].args["image"] == "pics/rocket.jpg"  # a folder the session never had: not this file

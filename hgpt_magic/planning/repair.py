@@ -16,6 +16,7 @@ import mimetypes
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..registry import Registry, TaskType
@@ -147,7 +148,8 @@ def duplicate_ids(items: Items, ctx: Context) -> tuple[Items, list[str]]:
 
 
 def restore_paths(items: Items, ctx: Context) -> tuple[Items, list[str]]:
-    """Give back the folders a small LLM drops from file names: "sign.png" for "notebooks/data/sign.png".
+    """Give back the folders a small LLM drops from file names: "sign.png" for "notebooks/data/sign.png"
+    (and "rocket.jpg" for "data/rocket.png": a bare name whose extension was guessed).
 
     Only a media argument that is not itself a file of the request or of an earlier cell, and whose name
     ends exactly one of those files of that type, is changed: the request's files first, then the earlier
@@ -163,8 +165,11 @@ def restore_paths(items: Items, ctx: Context) -> tuple[Items, list[str]]:
             if not value or value in named or value in earlier or GENERATED_RE.search(value):
                 continue
             tail = "/" + value.lstrip("./")
+            stem = Path(value).stem.lower()
             for source, known in (("the file the request names", named), ("a file an earlier cell named or made", earlier)):
                 matches = [path for path in known if ("/" + path).endswith(tail)]
+                if not matches and "/" not in value:  # "rocket.jpg" for "data/rocket.png": the name, not the type
+                    matches = [path for path in known if Path(path).stem.lower() == stem]
                 if len(matches) == 1:
                     args[slot.name] = matches[0]
                     notes.append(f"task {task.id}: {slot.name} {value!r} read as {matches[0]!r}, {source}")
