@@ -179,7 +179,7 @@ HUGGINGGPT_TASKS = Registry.of(
             # Speech is asked for in words about voice or sound ("read it aloud", "tell me with your voice",
             # "say it in German", "an audio announcement"), never by a plain question.
             ("text-to-speech", r"\b(?:aloud|loud|voice\w*|speak\w*|spoken|speech|announc\w*|narrat\w*|pronounc\w*|"
-                               r"recite|hear|audio|sound|say (?:it|that|this|them|the|these|those|both|my|\W))"),
+                               r"recite|hear|audio|say (?:it|that|this|them|the|these|those|both|my|\W))"),
             # Labelling a text: its sentiment, tone, emotion, category, topic.
             ("text-classification", r"\b(?:sentiment|positive|negative|classif\w*|categor\w*|label\w*|emotion\w*|"
                                    r"tone|mood|spam|toxic\w*|offensive|topic|kind of (?:text|message|review)|opinion)"),
@@ -207,7 +207,7 @@ HUGGINGGPT_TASKS = Registry.of(
                                r"variation\w*|redraw\w*|draw\w*|sketch\w*|anime|sepia|black and white)"),
             ("text-to-image", r"\b(?:draw\w*|paint\w*|generat\w*|creat\w*|mak\w*|imag\w*|pictur\w*|photo\w*|"
                               r"illustrat\w*|render\w*|sketch\w*|design\w*|art\w*|visuali[sz]\w*|show\w*)"),
-            ("audio-classification", r"\b(?:classif\w*|label\w*|kind|type|emotion\w*|mood|feel\w*|sound\w*|nois\w*|"
+            ("audio-classification", r"\b(?:classif\w*|label\w*|kind|type|emotion\w*|mood|feel\w*|sounds?\b|"
                                      r"speech|voice|silen\w*|music|detect\w*|categor\w*|recogni[sz]\w*|tone|angry|happy|sad)"),
             ("token-classification", r"\b(?:entit\w*|names?|named|people|persons?|places?|locations?|organi[sz]\w*|"
                                      r"compan\w*|dates?|ner|tag\w*|who|where|when|parts? of speech|nouns?|verbs?|"

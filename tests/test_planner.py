@@ -586,3 +586,14 @@ def test_a_bare_name_with_a_guessed_extension_gets_the_sessions_file_of_that_nam
     other = json.dumps({"tasks": [{"task": "image-to-image", "args": {"image": "pics/rocket.jpg", "text": "w"}}]})
     kept = Planner(ScriptedLLM([other]), retries=0).plan("a watercolour version of the rocket photo", history)
     assert kept[0].args["image"] == "pics/rocket.jpg"  # a folder the session never had: not this file
+
+
+def test_an_idiom_is_no_cue_sound_formal_is_not_speech_and_denoising_is_not_labelling():
+    tts = json.dumps({"tasks": [{"task": "text-to-speech", "args": {"text": "Me and him went to the store."}}]})
+    assert len(Planner(ScriptedLLM([tts]), retries=0).plan("now make it sound more formal")) == 0
+    denoise = json.dumps({"tasks": [
+        {"task": "audio-to-audio", "args": {"audio": "hello.wav"}},
+        {"task": "audio-classification", "args": {"audio": "<GENERATED>-0"}},
+    ]})
+    plan = Planner(ScriptedLLM([denoise]), retries=0).plan("Remove the background noise from hello.wav")
+    assert [t.task for t in plan] == ["audio-to-audio"]
