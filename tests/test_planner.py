@@ -597,3 +597,14 @@ def test_an_idiom_is_no_cue_sound_formal_is_not_speech_and_denoising_is_not_labe
     ]})
     plan = Planner(ScriptedLLM([denoise]), retries=0).plan("Remove the background noise from hello.wav")
     assert [t.task for t in plan] == ["audio-to-audio"]
+
+
+def test_an_empty_plan_for_a_follow_up_on_a_new_file_is_asked_again_with_the_previous_request():
+    history = [Turn("Count the faces in data/astronaut.png and say the number out loud")]
+    llm = ScriptedLLM(['{"tasks": []}', json.dumps({"tasks": [
+        {"task": "object-detection", "args": {"image": "data/coffee.png"}},
+        {"task": "text-to-speech", "args": {"text": "<GENERATED>-0"}}]})])
+    plan = Planner(llm, retries=1).plan("do the same for data/coffee.png", history)
+    assert [t.task for t in plan] == ["object-detection", "text-to-speech"]
+    retry = llm.requests[1]["messages"][-1]["content"]
+    assert "the previous request was 'Count the faces in data/astronaut.png" in retry

@@ -63,7 +63,10 @@ def empty_plan_errors(items: list[Any], request: str) -> list[str]:
     files = [name for names in request_files(request).values() for name in names]
     if items or not files:
         return []
-    return [f"the request names {', '.join(files)} but the plan has no task; plan the tasks the request asks for"]
+    return [f"the request names {', '.join(files)} {NO_TASK}; plan the tasks the request asks for"]
+
+
+NO_TASK = "but the plan has no task"
 
 
 def session_files_hint(request: str, earlier: Sequence[str]) -> str:
@@ -178,6 +181,11 @@ class Planner:
                 errors = errors + [session_files_hint(request, earlier)]
             except (NoJSONError, PlanError) as exc:
                 errors = exc.errors if isinstance(exc, PlanError) else [str(exc)]
+                if history and any(NO_TASK in e for e in errors):  # "do the same for coffee.png"
+                    errors = errors + [
+                        f"the previous request was {history[-1].request!r}: if this one asks for the same on "
+                        "its file, plan those tasks on that file"
+                    ]
             if attempt < self.retries:
                 messages = messages + [
                     {"role": "assistant", "content": raw},

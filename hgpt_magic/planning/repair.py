@@ -179,6 +179,10 @@ def restore_paths(items: Items, ctx: Context) -> tuple[Items, list[str]]:
     return items, notes
 
 
+#: A request that asks again for what the previous one asked ("do the same for coffee.png", "again with the cat").
+SAME_AGAIN = re.compile(r"\b(?:same|again|likewise|as well|too|also|similarly)\b", re.IGNORECASE)
+
+
 def unrequested_tasks(items: Items, ctx: Context) -> tuple[Items, list[str]]:
     """Drop a last task the request gives no ground for: one whose vocabulary cue (`Vocabulary.cues`: e.g.
     "aloud", "voice" for text-to-speech) the request does not match, and whose output no task uses.
@@ -186,11 +190,15 @@ def unrequested_tasks(items: Items, ctx: Context) -> tuple[Items, list[str]]:
     Small models end plans with the demos' habits: "what is the total?" planned with a text-to-speech at
     the end, a follow-up question ("and when was it finished?") planned as text-classification. Dropped
     one at a time from the end, so a chain the request did ask for stays whole; a plan left empty means
-    the answer comes from the earlier cells (the responder sees them when no task ran).
+    the answer comes from the earlier cells (the responder sees them when no task ran). A request that
+    asks for the same again is judged with the previous request's words too.
     """
     cues = {name: re.compile(pattern, re.IGNORECASE) for name, pattern in ctx.registry.vocabulary.cues}
     if not cues or not ctx.request.strip():  # a user's own draft has no request to judge it by
         return items, []
+    asked = ctx.request
+    if ctx.earlier_turns and SAME_AGAIN.search(ctx.request):  # "do the same for coffee.png": what that asked
+        asked += "\n" + ctx.earlier_turns[-1][0]
     items, notes = copy.deepcopy(items), []
     changed = True
     while changed:
@@ -199,7 +207,7 @@ def unrequested_tasks(items: Items, ctx: Context) -> tuple[Items, list[str]]:
         used = {ref for _, t in tasks for _, ref in t.references()} | {d for _, t in tasks for d in t.dep}
         for position, task in reversed(tasks):
             cue = cues.get(task.task)
-            if cue is None or task.id in used or cue.search(ctx.request):
+            if cue is None or task.id in used or cue.search(asked):
                 continue
             del items[position]
             notes.append(f"task {task.id} ({task.task}) dropped: the request does not ask for it")
