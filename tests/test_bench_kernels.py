@@ -67,8 +67,9 @@ def test_parser_defaults_and_modes():
 
 def synthetic(mode: str, memory: dict, alone: list[float], together: list[list[float]], server_pid=None) -> dict:
     ready = [{"load_s": 3.0, "server_pid": server_pid}, {"load_s": 0.2 if server_pid else 3.5, "server_pid": server_pid}]
+    loaded = {name: (m[0] - 100, m[1]) if m else None for name, m in memory.items()}
     return summarise_mode(
-        mode, ready, memory, {"seconds": alone, "errors": [], "server_pid": server_pid},
+        mode, ready, loaded, memory, {"seconds": alone, "errors": [], "server_pid": server_pid},
         [{"seconds": s, "errors": [], "server_pid": server_pid} for s in together], 12.0,
     )
 
@@ -76,7 +77,7 @@ def synthetic(mode: str, memory: dict, alone: list[float], together: list[list[f
 def test_mode_figures_ratios_and_table_on_synthetic_numbers():
     inproc = synthetic("in-process", {"kernel 1": (1450.0, "pss"), "kernel 2": (1450.0, "pss")},
                        [4.0, 5.0, 6.0], [[9.0, 10.0, 30.0], [11.0, 12.0, 13.0]])
-    assert inproc["memory_mib"] == 2900.0 and inproc["memory_kind"] == "pss"
+    assert inproc["memory_mib"] == 2900.0 and inproc["memory_mib_loaded"] == 2700.0 and inproc["memory_kind"] == "pss"
     assert (inproc["alone_s_median"], inproc["alone_s_worst"]) == (5.0, 6.0)
     assert (inproc["together_s_median"], inproc["together_s_worst"]) == (11.5, 30.0)
     assert inproc["together_over_alone_median"] == 2.3 and inproc["together_over_alone_worst"] == 6.0
@@ -93,8 +94,8 @@ def test_mode_figures_ratios_and_table_on_synthetic_numbers():
     result = figures(6, None, {"in-process": inproc, "shared": shared})
     assert result["bench"] == "kernels" and result["in_process"] is inproc and result["shared"] is shared
     text = readable(result)
-    assert "memory, kernels + server, MiB (PSS)" in text and "shared/in-process" in text
-    memory_row = next(line for line in text.splitlines() if line.startswith("memory"))
+    assert "memory when warm, kernels + server, MiB (PSS)" in text and "shared/in-process" in text
+    memory_row = next(line for line in text.splitlines() if line.startswith("memory after"))
     assert memory_row.split()[-3:] == ["2900.0", "1600.0", "0.552"]
     load_row = next(line for line in text.splitlines() if line.startswith("load, kernel 2"))
     assert load_row.split()[-3:] == ["3.500", "0.200", "-"]  # a per-kernel figure has no ratio
@@ -103,6 +104,7 @@ def test_mode_figures_ratios_and_table_on_synthetic_numbers():
 def test_a_process_gone_or_measured_by_rss_shows_in_the_figures():
     missing = synthetic("in-process", {"kernel 1": (10.0, "pss"), "kernel 2": None}, [1.0], [[1.0], [1.0]])
     assert missing["memory_mib"] is None and missing["memory_mib_by_process"]["kernel 2"] is None
+    assert missing["memory_mib_loaded"] is None  # a partial sum would flatter
     mixed = synthetic("in-process", {"kernel 1": (10.0, "pss"), "kernel 2": (20.0, "rss")}, [1.0], [[1.0], [1.0]])
     assert mixed["memory_mib"] == 30.0 and mixed["memory_kind"] == "pss+rss"
     assert "(PSS+RSS)" in readable(figures(1, 2, {"in-process": mixed}))
@@ -126,7 +128,7 @@ def test_two_kernel_processes_plan_alone_then_together_and_stop(tmp_path, capsys
     line, table_text = capsys.readouterr().out.split("\n", 1)
     shown = json.loads(line)["in_process"]
     assert (shown["plans_alone"], shown["plans_together"], shown["plans_failed"]) == (2, 4, 0)
-    assert shown["memory_mib"] > 10 and shown["alone_s_median"] >= 0.02
+    assert shown["memory_mib"] > 10 and shown["memory_mib_loaded"] > 10 and shown["alone_s_median"] >= 0.02
     assert "plan, both together, median s" in table_text and "shared/in-process" not in table_text
     saved = json.loads((tmp_path / "kernels.json").read_text())
     details = saved["details"]["in-process"]

@@ -9,7 +9,8 @@ and plans with the real `Planner` (the registry's default vocabulary, latency.py
 Per mode, with both kernels loaded and warm (one warm-up plan each):
 - memory: the sum of PSS (proportional set size: a page shared by k processes counts 1/k in each, so the sum
   is what the processes cost together) of both kernels and, shared, the server; RSS where the system has no
-  `/proc/PID/smaps_rollup` (then shared pages count twice: an upper bound);
+  `/proc/PID/smaps_rollup` (then shared pages count twice: an upper bound). Read once both kernels are warm and
+  again after the plans: on a busy machine the embedded model loads its one-thread copy meanwhile (threads.py);
 - load: seconds from `make_llm` to an LLM that answers, per kernel (shared: the first starts the server);
 - plans alone: kernel 1 plans `--plans` requests while kernel 2 sits idle with its model loaded;
 - plans together: both kernels plan the same requests, started at the same moment.
@@ -231,9 +232,11 @@ def measure_mode(
         for i in range(2):  # one after the other: the first starts the shared server, the second finds it
             kernels.append(Kernel(spec, env, logs / f"{mode}-kernel{i + 1}.log"))
             ready.append(kernels[-1].answer(LOAD_TIMEOUT_S))
+        pids = {"kernel 1": kernels[0].pid, "kernel 2": kernels[1].pid}
         if shared:
-            server_pid = ready[0]["server_pid"]
+            server_pid = pids["server"] = ready[0]["server_pid"]
             _check_shared(ready)
+        memory_loaded = {name: process_memory_mib(pid) for name, pid in pids.items()}
         timeout = LOAD_TIMEOUT_S + PLAN_TIMEOUT_S * plans
         kernels[0].send(f"plan {plans}")
         alone = kernels[0].answer(timeout)
@@ -242,17 +245,15 @@ def measure_mode(
             k.send(f"plan {plans}")
         together = [k.answer(timeout) for k in kernels]
         together_wall = time.perf_counter() - start
-        pids = {"kernel 1": kernels[0].pid, "kernel 2": kernels[1].pid}
-        if shared:
-            pids["server"] = server_pid
         memory = {name: process_memory_mib(pid) for name, pid in pids.items()}
     finally:
         for k in kernels:
             k.stop()
         if file is not None:
             stop_server(file, server_pid or _server_started_since(file, since))
-    summary = summarise_mode(mode, ready, memory, alone, together, together_wall)
-    return summary, {"kernels": ready, "alone": alone, "together": together, "memory": memory}
+    summary = summarise_mode(mode, ready, memory_loaded, memory, alone, together, together_wall)
+    return summary, {"kernels": ready, "alone": alone, "together": together,
+                     "memory_loaded": memory_loaded, "memory": memory}
 
 
 def _check_no_shared_server(spec: str) -> Path:
@@ -319,22 +320,23 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
 def summarise_mode(
     mode: str,
     ready: Sequence[Mapping[str, Any]],
+    memory_loaded: Mapping[str, tuple[float, str] | None],
     memory: Mapping[str, tuple[float, str] | None],
     alone: Mapping[str, Any],
     together: Sequence[Mapping[str, Any]],
     together_wall_s: float,
 ) -> dict[str, Any]:
-    """One mode's figures from the kernels' answers and the memory read per process."""
+    """One mode's figures from the kernels' answers and the memory read per process (warm, and after the plans)."""
     alone_s = list(alone["seconds"])
     together_s = [s for answer in together for s in answer["seconds"]]
-    kinds = {m[1] for m in memory.values() if m is not None}
-    known = all(m is not None for m in memory.values())
+    kinds = {m[1] for m in (*memory_loaded.values(), *memory.values()) if m is not None}
     alone_median, together_median = median(alone_s), median(together_s)
     errors = [e for answer in (alone, *together) for e in answer["errors"]]
     servers = {a.get("server_pid") for a in (*ready, alone, *together)} - {None}
     return {
         "mode": mode,
-        "memory_mib": sum(m[0] for m in memory.values() if m is not None) if known else None,
+        "memory_mib_loaded": _total(memory_loaded),
+        "memory_mib": _total(memory),
         "memory_kind": "+".join(sorted(kinds)) or None,
         "memory_mib_by_process": {name: (m[0] if m else None) for name, m in memory.items()},
         "load_s": [r["load_s"] for r in ready],
@@ -353,8 +355,15 @@ def summarise_mode(
     }
 
 
+def _total(memory: Mapping[str, tuple[float, str] | None]) -> float | None:
+    """MiB of all the processes; None when one could not be read (a partial sum would flatter)."""
+    if any(m is None for m in memory.values()):
+        return None
+    return sum(m[0] for m in memory.values() if m is not None)
+
+
 #: The figures compared across modes, shared over in-process.
-COMPARED = ("memory_mib", "alone_s_median", "alone_s_worst", "together_s_median", "together_s_worst",
+COMPARED = ("memory_mib_loaded", "memory_mib", "alone_s_median", "alone_s_worst", "together_s_median", "together_s_worst",
             "together_over_alone_median", "together_over_alone_worst", "together_wall_s")
 
 
@@ -385,7 +394,8 @@ def readable(f: Mapping[str, Any]) -> str:
 
     kind = "/".join(sorted({c["memory_kind"] or "?" for c in columns})).upper()
     rows = [
-        row(f"memory, kernels + server, MiB ({kind})", "memory_mib"),
+        row(f"memory when warm, kernels + server, MiB ({kind})", "memory_mib_loaded"),
+        row("memory after the plans, MiB", "memory_mib"),
         row("load, kernel 1 s (shared: starts the server)", "load_s", 0),
         row("load, kernel 2 s (shared: connects)", "load_s", 1),
         row("plan, kernel 1 alone, median s", "alone_s_median"),
