@@ -1,4 +1,4 @@
-"""`python -m hgpt_magic.bench SUBCOMMAND [options]`: taskbench, scheduler, calls, latency, sessions, coverage."""
+"""`python -m hgpt_magic.bench SUBCOMMAND [options]`: taskbench, scheduler, calls, latency, kernels, sessions, coverage."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import calls, coverage, latency, scheduler, sessions, taskbench
+    from . import calls, coverage, kernels, latency, scheduler, sessions, taskbench
 
     parser = argparse.ArgumentParser(
         prog="python -m hgpt_magic.bench",
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("scheduler", scheduler, "executor wall time over critical-path time on synthetic task graphs"),
         ("calls", calls, "controller LLM calls and tokens per request, 1 to 6 tasks"),
         ("latency", latency, "embedded LLM: cold start, warm plan, end to end for a two-task request"),
+        ("kernels", kernels, "two kernels: memory and plan latency, a model each or one shared model server"),
         ("sessions", sessions, "notebook sessions: several requests in a row, checks on plans and answers"),
         ("coverage", coverage, "task types served offline here, and how many candidate models each has"),
     ]:
