@@ -1,7 +1,8 @@
 """One embedded-model server that every kernel on the machine shares, found through a file in the cache.
 
-Why: each kernel loading its own copy of the 1.1 GB model costs ~2 GB of RAM per kernel (llama.cpp repacks the
-weights for the CPU) and the copies fight for the cores. Instead the first kernel starts this module as a
+Why: each kernel loading its own copy of the 1.1 GB model costs about 2 GB PSS for the first and 1 GB more for
+each other (the GGUF's page cache is shared; the weights llama.cpp repacks for the CPU are not), and the copies
+fight for the cores (measured: `python -m hgpt_magic.bench kernels`). Instead the first kernel starts this module as a
 detached process (`python -m hgpt_magic.llm.shared_server`); it loads the model once, serves llama.cpp's
 OpenAI-compatible API on 127.0.0.1 and publishes where in `$HGPT_CACHE/llm-server.json` (mode 0600: it holds
 the random API key other local users must not learn). Later kernels read the file and connect. The server

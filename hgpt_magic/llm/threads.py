@@ -9,8 +9,9 @@ happen whenever another busy process shares a core with one of the model's threa
 waits for another, so it degrades by its fair share only.
 
 llama.cpp fixes the thread count when a model loads, so `LocalLLM` keeps a second, "lean" copy of the model
-(the same memory-mapped GGUF: only its working buffers cost memory) with one thread, and `ThreadPolicy` tells
-it before each request which copy to use, from how much CPU *other* processes used since the last look:
+(the same memory-mapped GGUF, but about 0.9 GB more: llama.cpp repacks the weights for the CPU per copy) with
+one thread, loaded only once the machine is first seen busy, and `ThreadPolicy` tells it before each request
+which copy to use, from how much CPU *other* processes used since the last look:
 all-CPU busy time from `/proc/stat` minus this process's own from `/proc/self/stat` (our own model and
 Python threads must not count as load). Where `/proc` is missing (macOS, Windows) the policy always says full.
 """
