@@ -259,6 +259,11 @@ def test_latency_compares_busy_with_quiet_figures():
     text = readable(quiet, busy, ratios)
     assert "busy(2) s" in text and "busy/quiet" in text and "first answer token" in text
 
+    # per request: a long request (3 s quiet) taking 6 s busy is a 2x slowdown, not 3x the 2 s median
+    per_request = compare(quiet, busy, 2, quiet_warm=[2.0, 3.0] * 6, busy_warm=[4.0, 6.0] * 10)
+    assert per_request["plan_ratio_median"] == 2.0 and per_request["plan_ratio_worst"] == 2.0
+    assert per_request["plan_ratio_worst_vs_quiet_median"] == 5.0 and per_request["targets"]["plan_ratio_worst_le_4"]
+
 
 def test_a_bench_terminated_while_busy_leaves_no_busy_process(tmp_path):
     import signal
