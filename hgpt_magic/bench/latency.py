@@ -327,5 +327,6 @@ def main(args: argparse.Namespace) -> int:
     ratios = compare(quiet, busy, args.busy, quiet_details["warm"], busy_details["warm"])
     figures = {**quiet, **{k: v for k, v in ratios.items() if k != "targets"}, "busy": busy,
                "targets": {**quiet["targets"], **ratios["targets"]}}
-    emit(figures, readable(quiet, busy, ratios), args.out, details={"quiet": quiet_details, "busy": busy_details})
+    emit(figures, readable(quiet, busy, ratios), args.out,
+         details={"quiet": quiet_details, "busy_details": busy_details})  # "busy" holds the busy figures
     return 0
