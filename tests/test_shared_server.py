@@ -122,6 +122,7 @@ def test_two_processes_share_one_real_server_and_a_stale_file_is_replaced(tmp_pa
     pids = [info["pid"]]
     try:
         assert outs[0]["pid"] == outs[1]["pid"] == info["pid"]  # one server, the stale file replaced
+        assert info["planner_prefix"] == "computed"  # the planner's demos ready in both slots, and saved
         assert all(o["text"] for o in outs)
         assert info["api_key"] not in outs[0]["repr"]
         for name in ("HGPT_CACHE", "HGPT_SHARED_SERVER_IDLE"):

@@ -231,6 +231,7 @@ class LocalLLM:
         import xllamacpp  # imported here: `import hgpt_magic.llm.local` stays cheap
 
         self._n_parallel, self._host = n_parallel, host
+        self._api_key: str | None = getattr(self, "_api_key", None)  # a subclass's server may check a key
         # A private (0700) folder for KV states: saved prompt prefixes (warm_prefix) and copies to the lean copy.
         self._slot_dir = _slot_folder()
         params = self._params(self.threads, self.threads, port)
@@ -448,10 +449,12 @@ class LocalLLM:
         if self._slot_dir is not None and (self._slot_dir / filename).is_file():
             if self._slot_action("restore", filename) is None:
                 self._prefix_files.add(filename)
+                self._restore_other_slots(filename)
                 return "restored"
-        # the prefix and a one-letter user turn, one token out: all but the request is computed
+        # the prefix and a one-letter user turn, one token out, in slot 0: all but the request is computed
         self._server.handle_chat_completions(
-            {"messages": [*messages, {"role": "user", "content": "x"}], "max_tokens": 1, "cache_prompt": True}
+            {"messages": [*messages, {"role": "user", "content": "x"}], "max_tokens": 1, "cache_prompt": True,
+             "id_slot": 0}
         )
         if self._slot_dir is None:
             return "computed, not saved: no writable cache folder"
@@ -460,12 +463,19 @@ class LocalLLM:
         if problem is None:  # written under a private name, then moved: readers never see half a file
             os.replace(self._slot_dir / partial, self._slot_dir / filename)
             self._prefix_files.add(filename)
+            self._restore_other_slots(filename)
             return "computed"
         (self._slot_dir / partial).unlink(missing_ok=True)
         return f"computed, not saved: {problem}"
 
-    def _slot_action(self, action: str, filename: str) -> str | None:
-        return _slot_action(self._server, action, filename)
+    def _restore_other_slots(self, filename: str) -> None:
+        """With several slots (the shared server's two kernels), each gets the prefix: a request landing in a
+        slot without it would compute thousands of prompt tokens (seen: a 54 s plan against 3 s)."""
+        for slot in range(1, self._n_parallel):
+            self._slot_action("restore", filename, slot)
+
+    def _slot_action(self, action: str, filename: str, slot: int = 0) -> str | None:
+        return _slot_action(self._server, action, filename, slot, self._api_key)
 
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Base URL (ending in /v1) of an OpenAI-compatible HTTP endpoint answering with this loaded model.
@@ -483,16 +493,18 @@ class LocalLLM:
         return self.base_url
 
 
-def _slot_action(server: Any, action: str, filename: str) -> str | None:
-    """llama.cpp's slot save/restore (slot 0) through its HTTP listener, the only way xllamacpp offers;
-    None when it worked, else what went wrong."""
+def _slot_action(server: Any, action: str, filename: str, slot: int = 0, api_key: str | None = None) -> str | None:
+    """llama.cpp's slot save/restore through its HTTP listener, the only way xllamacpp offers (`api_key`:
+    the server's, when it checks one); None when it worked, else what went wrong."""
     import urllib.error
     import urllib.request
 
-    url = server.listening_address.rstrip("/") + f"/slots/0?action={action}"
+    url = server.listening_address.rstrip("/") + f"/slots/{slot}?action={action}"
+    headers = {"Content-Type": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
     request = urllib.request.Request(
-        url, data=json.dumps({"filename": filename}).encode(), method="POST",
-        headers={"Content-Type": "application/json"},
+        url, data=json.dumps({"filename": filename}).encode(), method="POST", headers=headers,
     )
     try:
         with urllib.request.urlopen(request, timeout=60) as response:

@@ -220,22 +220,42 @@ def _watch_until_idle(server: Any, file: Path, idle_s: float) -> None:
             return
 
 
+#: Kernels served at once, and the context each gets (what an in-process `LocalLLM` has).
+SLOTS = 2
+KERNEL_CONTEXT = 8192
+
+
+def _warm_planner_prefix(llm: Any) -> str:
+    """The default planner's static prefix (its 40 demos) ready in every slot before any kernel connects:
+    restored from the KV file beside the model, else computed once and saved (see `LocalLLM.warm_prefix`)."""
+    from ..pipeline import planner_prefix
+    from ..planning import Planner
+
+    try:
+        return llm.warm_prefix(planner_prefix(Planner(llm)))
+    except Exception as exc:  # the kernels' first plans compute it instead
+        return f"not warmed: {type(exc).__name__}"
+
+
 def serve(model_path: Path, file: Path, idle_s: float) -> None:
     from .local import LocalLLM
 
     api_key = secrets.token_urlsafe(24)
 
     class SharedModel(LocalLLM):
-        """The embedded model with llama.cpp's API key check, metrics and two slots (two kernels at once)."""
+        """The embedded model with llama.cpp's API key check, metrics and two slots (two kernels at once),
+        each with a kernel's whole context (llama.cpp splits `n_ctx` between the slots)."""
+
+        _api_key = api_key
 
         def _params(self, threads: int, batch_threads: int, port: int) -> Any:
             params = super()._params(threads, batch_threads, port)
             params.api_keys = [api_key]
             params.endpoint_metrics = True  # counters only; the watchdog reads them in-process
-            params.n_parallel = 2
             return params
 
-    llm = SharedModel(model_path)
+    llm = SharedModel(model_path, n_ctx=SLOTS * KERNEL_CONTEXT, n_parallel=SLOTS)
+    warmed = _warm_planner_prefix(llm)
     info = {
         "pid": os.getpid(),
         "base_url": llm.base_url,
@@ -243,6 +263,7 @@ def serve(model_path: Path, file: Path, idle_s: float) -> None:
         "api_key": api_key,
         "threads": llm.threads,
         "load_s": round(llm.load_seconds, 2),
+        "planner_prefix": warmed,
         "started": time.time(),
         **model_identity(model_path),
     }
