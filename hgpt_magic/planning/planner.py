@@ -85,7 +85,8 @@ class Planner:
     (instructions, task list, and with `retrieve=None` every demo, in a fixed order) comes first and
     is computed once per session; only the request (and retrieved demos) cost prompt time after that.
 
-    `retrieve`: None puts every demo in the static prefix (best plans, fast warm, a longer first plan);
+    `retrieve`: None puts every demo in the static prefix (best plans, fast warm; the embedded model
+    restores the prefix's KV state from disk, so only the first plan ever on a machine computes it);
     K puts the K demos most similar to the request after it (`DemoIndex`: a short static prefix, so a
     fast first plan, but K demos' worth of prompt on every request); "auto" takes the vocabulary's
     setting (`registry.vocabulary.retrieve`). `compact`: the reply leaves out ids and deps (half the tokens to generate).
