@@ -168,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(mask_secrets(run.to_json()))
     elif not args.plan_only:
         say.final_answer(run.answer or "")
-        files = [a.path for a in run.artifacts() if a.path]
+        files = [a.path for a in run.artifacts() if a.path and a.path not in (run.answer or "")]  # the answer lists its own
         if files:
             say()
             say("Files:")

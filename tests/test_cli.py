@@ -51,3 +51,25 @@ def test_importing_the_package_and_its_stages_loads_no_heavy_library():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_a_file_the_answer_lists_is_printed_once(tmp_path, monkeypatch, capsys):
+    """The grounded answer lists the files the run made; the CLI adds only those it does not."""
+    pytest.importorskip("cv2")
+    import json
+
+    from fake_servers import FakeOpenAI
+    from PIL import Image
+
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (32, 32), "white").save(photo)
+    plan = json.dumps({"tasks": [{"task": "canny-control", "id": 0, "dep": [], "args": {"image": str(photo)}}]})
+    monkeypatch.chdir(tmp_path)
+    with FakeOpenAI([plan, "Here are the edges."]) as server:
+        code = main(["--llm", f"{server.base_url}#tiny", "--experts", "local", "--out", "out",
+                     f"Show me the edges of {photo}"])
+    out = capsys.readouterr().out
+    assert code == 0
+    edge_map = next(line.split(" (")[0].removeprefix("- ") for line in out.splitlines() if "canny-control" in line
+                    and line.startswith("- "))
+    assert out.count(edge_map) == 1, out
