@@ -216,7 +216,7 @@ HUGGINGGPT_TASKS = Registry.of(
         asks=(
             # Only words that want sound made: "read it aloud", "with your voice", "say it", "an audio version".
             ("text-to-speech", r"\b(?:aloud|out loud|read (?:it|this|that|them|both)(?: \w+)? to me|(?:with|in) (?:your|a) "
-                               r"\w* ?voice|speak (?:it|this|that)|say (?:it|that|this|them|both|the \w+)\b(?! (?:say|said|mean))|"
+                               r"\w* ?voice|speak (?:it|this|that)|say (?:it|that|this|them|both)\b(?! (?:say|said|mean))|"
                                r"pronounce|narrat\w*|announce|announcement|recite|let me hear|as (?:speech|audio)|"
                                r"audio (?:version|file|clip|recording) of)"),
             # Translating: the word itself, or "in/into" a language other than English (which fills "language").

@@ -487,6 +487,10 @@ SIGN = {"task": "image-to-text", "args": {"image": "parking.png"}}
          [("automatic-speech-recognition", {"audio": "memo.wav"})]),
         # asked for, but nothing in reach is text: nothing is invented
         ("Read it out loud", [], []),
+        # "say the sentiment" asks for a label, not for speech
+        ("Can you say the sentiment of 'I loved it'?",
+         [{"task": "text-classification", "args": {"text": "I loved it"}}],
+         [("text-classification", {"text": "I loved it"})]),
     ],
 )
 def test_a_task_the_request_plainly_asks_for_is_added_when_the_plan_lacks_it(request_text, reply_tasks, expected):
