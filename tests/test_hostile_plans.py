@@ -364,8 +364,15 @@ def test_an_expert_crash_ends_the_run_done_with_the_task_failed(world):
 
 
 def cli(*args, env=None, **kwargs):
-    return subprocess.Popen([sys.executable, "-m", "hgpt_magic.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=env, **kwargs)
+    """The CLI as a terminal starts it. A test run started in the background (`cmd &`, nohup) inherits SIGINT
+    "ignored" and would pass that to the child, which then never sees Ctrl-C: while the child starts, this
+    process holds Python's own handler, so the child begins with SIGINT's default, as from a shell prompt."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen([sys.executable, "-m", "hgpt_magic.cli", *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, env=env, **kwargs)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture
