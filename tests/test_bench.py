@@ -265,6 +265,36 @@ def test_latency_compares_busy_with_quiet_figures():
     assert per_request["plan_ratio_worst_vs_quiet_median"] == 5.0 and per_request["targets"]["plan_ratio_worst_le_4"]
 
 
+def test_interleaved_plans_pause_the_busy_processes_for_the_quiet_blocks_only():
+    from pathlib import Path
+
+    from hgpt_magic.bench.latency import WARM_REQUESTS, busy_processes, interleaved_plans
+
+    states: list[str] = []
+    procs: list = []
+
+    def plan(request):  # what the busy processes are doing while this plan is made
+        states.append("".join(Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] for p in procs))
+
+    with busy_processes(2) as running:
+        procs.extend(running)
+        quiet, busy = interleaved_plans(plan, procs, rounds=2)
+        assert all(p.poll() is None for p in procs)
+        assert "T" not in Path(f"/proc/{procs[0].pid}/stat").read_text().rsplit(")", 1)[1].split()[0]  # resumed
+    block = len(WARM_REQUESTS) + 1  # the first plan of each block is not measured
+    assert len(quiet) == len(busy) == 2 * len(WARM_REQUESTS)
+    assert states == (["TT"] * block + ["RR"] * block) * 2
+
+
+def test_paired_ratios_compare_each_busy_plan_with_its_quiet_twin():
+    from hgpt_magic.bench.latency import compare, summarise
+
+    quiet = summarise("local", [], [2.0, 4.0, 3.0], [])
+    busy = summarise("local", [], [5.0, 8.0, 3.0], [])
+    ratios = compare(quiet, busy, 2, quiet_warm=[2.0, 4.0, 3.0], busy_warm=[5.0, 8.0, 3.0], paired=True)
+    assert ratios["plan_ratio_median"] == 2.0 and ratios["plan_ratio_worst"] == 2.5
+
+
 def test_a_bench_terminated_while_busy_leaves_no_busy_process(tmp_path):
     import signal
     import subprocess

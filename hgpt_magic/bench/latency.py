@@ -9,6 +9,10 @@
   the end of the last task to the first streamed answer token;
 - `--busy N`: all of it again beside N busy-loop processes (a browser, another kernel), with the ratio
   busy / quiet; the busy processes are started and killed by the bench, and stop by themselves anyway.
+  The plan ratios come from warm plans in alternating blocks, quiet (the busy processes paused) then busy,
+  each busy plan over the same request's plan in the quiet block just before it: the speed of a shared
+  machine drifts by itself (this 2-core VM: the same 6 quiet plans took 20 s, then 30 s four minutes later),
+  and a quiet phase measured minutes before the busy one would count that drift as load.
 
 Targets: warm plan <= 5 s median, cold start <= 8 s, warm two-task request <= 5 s median, first answer
 token <= 1.5 s after the last task; under 2 busy processes, median plan <= 2.5x quiet and the worst <= 4x.
@@ -25,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +125,49 @@ def busy_processes(n: int, limit: float = 900.0) -> Iterator[list[subprocess.Pop
         for proc in procs:
             proc.wait()
         signal.signal(signal.SIGTERM, previous)
+
+
+def set_running(procs: list[subprocess.Popen], running: bool) -> None:
+    """Pause (SIGSTOP) or resume (SIGCONT) the busy processes: a paused one uses no CPU at all. Returns once
+    each has stopped or continued (the signals are delivered asynchronously)."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT if running else signal.SIGSTOP)
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline and any(_stopped(p.pid) == running for p in procs):
+        time.sleep(0.005)
+
+
+def _stopped(pid: int) -> bool | None:
+    """Whether a process is stopped, from its /proc state (None where that cannot be read: gone, no /proc)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
+    except (OSError, IndexError):
+        return None
+
+
+def interleaved_plans(
+    plan: Callable[[str], Any], procs: list[subprocess.Popen], rounds: int
+) -> tuple[list[float], list[float]]:
+    """Warm plans in `rounds` pairs of blocks, one cycle of WARM_REQUESTS each: quiet (busy processes
+    paused), then busy. Each block starts with one plan that is not measured: the model's thread policy
+    decides from the load it saw since its previous look, so the first plan after the load changes is the
+    one that notices. Returns (quiet seconds, busy seconds), plan i of one list paired with plan i of the
+    other (same request, same round). `plan`: a planner's `plan` method."""
+    quiet: list[float] = []
+    busy: list[float] = []
+    try:
+        for _ in range(rounds):
+            for seconds, running in ((quiet, False), (busy, True)):
+                set_running(procs, running)
+                plan(WARM_REQUESTS[0])
+                for request in WARM_REQUESTS:
+                    start = time.perf_counter()
+                    plan(request)
+                    seconds.append(time.perf_counter() - start)
+    finally:
+        set_running(procs, True)
+    return quiet, busy
 
 
 def _exit_on_sigterm(signum: int, frame: Any) -> None:
@@ -236,15 +283,20 @@ def compare(
     n_busy: int,
     quiet_warm: list[float] | None = None,
     busy_warm: list[float] | None = None,
+    paired: bool = False,
 ) -> dict[str, Any]:
     """The busy figures beside the quiet ones: each as a ratio busy / quiet, and the fairness targets.
 
     With the plans' seconds (`quiet_warm`, `busy_warm`), the plan ratios are per request (`plan_ratios`):
     the warm requests differ in length by ~4x, so the slowest busy plan over the quiet *median* would
     count a long request as a slowdown even on an idle machine (that figure is kept, as
-    `plan_ratio_worst_vs_quiet_median`). Without them, both ratios are over the quiet median.
+    `plan_ratio_worst_vs_quiet_median`). `paired`: the lists come from `interleaved_plans`, each busy plan
+    over its quiet twin. Without the lists, both ratios are over the quiet median.
     """
-    per_plan = plan_ratios(quiet_warm, busy_warm) if quiet_warm and busy_warm else []
+    if paired and quiet_warm and busy_warm:
+        per_plan = [b / q for b, q in zip(busy_warm, quiet_warm) if q]
+    else:
+        per_plan = plan_ratios(quiet_warm, busy_warm) if quiet_warm and busy_warm else []
     median_ratio = median(per_plan) if per_plan else ratio(busy["warm_plan_s_median"], quiet["warm_plan_s_median"])
     overall_worst = ratio(busy["warm_plan_s_worst"], quiet["warm_plan_s_median"])
     worst_ratio = max(per_plan) if per_plan else overall_worst
@@ -310,21 +362,28 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--threads", type=int, default=None, help="threads for the embedded model (default: its own)")
     parser.add_argument("--busy", type=int, default=0, metavar="N",
                         help="measure again beside N busy-loop processes and print the ratios (default 0: quiet only)")
-    parser.add_argument("--busy-plans", type=int, default=20, help="warm plans measured busy (default 20, at least 20 "
-                        "for the worst-plan target)")
+    parser.add_argument("--busy-plans", type=int, default=20, help="warm plans measured busy, in blocks of 6 "
+                        "alternating with quiet ones (default 20, rounded up to 24; at least 20 for the worst-plan target)")
     parser.add_argument("--out", default=None, help="write the figures as JSON here")
     return parser
 
 
 def main(args: argparse.Namespace) -> int:
+    from ..planning import Planner
+
     llm = load_llm(args.llm, args.threads)
     quiet, quiet_details = measure(args, llm, args.warm_plans)
     if not args.busy:
         emit(quiet, readable(quiet), args.out, details=quiet_details)
         return 0
-    with busy_processes(args.busy):
-        busy, busy_details = measure(args, llm, args.busy_plans)
-    ratios = compare(quiet, busy, args.busy, quiet_details["warm"], busy_details["warm"])
+    rounds = -(-max(args.busy_plans, 1) // len(WARM_REQUESTS))
+    with busy_processes(args.busy) as procs:
+        cold = cold_start(args.llm, args.cold_runs, args.threads) if args.cold_runs else []
+        quiet_twins, warm = interleaved_plans(Planner(llm).plan, procs, rounds)
+        e2e = end_to_end(llm, args.e2e_runs, args.experts) if args.e2e_runs else []
+    busy = summarise(args.llm, cold, warm, e2e)
+    busy_details = {"cold": cold, "warm": warm, "quiet_twins": quiet_twins, "e2e": e2e}
+    ratios = compare(quiet, busy, args.busy, quiet_twins, warm, paired=True)
     figures = {**quiet, **{k: v for k, v in ratios.items() if k != "targets"}, "busy": busy,
                "targets": {**quiet["targets"], **ratios["targets"]}}
     emit(figures, readable(quiet, busy, ratios), args.out,
