@@ -278,11 +278,11 @@ def test_interleaved_plans_pause_the_busy_processes_for_the_quiet_blocks_only():
 
     with busy_processes(2) as running:
         procs.extend(running)
-        quiet, busy = interleaved_plans(plan, procs, rounds=2)
+        quiet, busy, switches = interleaved_plans(plan, procs, rounds=2)
         assert all(p.poll() is None for p in procs)
         assert "T" not in Path(f"/proc/{procs[0].pid}/stat").read_text().rsplit(")", 1)[1].split()[0]  # resumed
     block = len(WARM_REQUESTS) + 1  # the first plan of each block is not measured
-    assert len(quiet) == len(busy) == 2 * len(WARM_REQUESTS)
+    assert len(quiet) == len(busy) == 2 * len(WARM_REQUESTS) and len(switches) == 2
     assert states == (["TT"] * block + ["RR"] * block) * 2
 
 

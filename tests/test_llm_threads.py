@@ -132,6 +132,24 @@ def test_lean_copy_loads_in_background_and_reports_failure():
     assert failed.get() is None  # not retried: the full model keeps answering
 
 
+def test_the_request_that_notices_the_load_waits_for_the_copy_within_a_bound():
+    import time
+
+    gate = threading.Event()
+
+    def load():
+        gate.wait(5)
+        return "lean-server"
+
+    copy = LeanCopy(load, lambda server: None)
+    start = time.monotonic()
+    assert copy.get(wait=0.2) is None  # still loading after the bound: the caller uses the full model
+    assert 0.2 <= time.monotonic() - start < 2
+    threading.Timer(0.1, gate.set).start()
+    assert copy.get(wait=5) == "lean-server"  # loaded within the bound: this request already uses it
+    assert copy.load_seconds is not None and copy.load_seconds >= 0.2
+
+
 @pytest.mark.slow
 def test_busy_machine_moves_requests_to_the_lean_copy_with_the_prompt_cache(monkeypatch):
     """The real model: a policy seeing two busy cores sends requests to the one-thread copy, which starts with

@@ -148,26 +148,31 @@ def _stopped(pid: int) -> bool | None:
 
 def interleaved_plans(
     plan: Callable[[str], Any], procs: list[subprocess.Popen], rounds: int
-) -> tuple[list[float], list[float]]:
+) -> tuple[list[float], list[float], list[float]]:
     """Warm plans in `rounds` pairs of blocks, one cycle of WARM_REQUESTS each: quiet (busy processes
-    paused), then busy. Each block starts with one plan that is not measured: the model's thread policy
+    paused), then busy. Each block starts with one plan outside the pairs: the model's thread policy
     decides from the load it saw since its previous look, so the first plan after the load changes is the
-    one that notices. Returns (quiet seconds, busy seconds), plan i of one list paired with plan i of the
-    other (same request, same round). `plan`: a planner's `plan` method."""
+    one that notices (and, the first time, waits for the one-thread copy to load). Returns (quiet seconds,
+    busy seconds, the seconds of each busy block's first plan), plan i of the first two lists paired (same
+    request, same round). `plan`: a planner's `plan` method."""
     quiet: list[float] = []
     busy: list[float] = []
+    switches: list[float] = []
     try:
         for _ in range(rounds):
             for seconds, running in ((quiet, False), (busy, True)):
                 set_running(procs, running)
+                start = time.perf_counter()
                 plan(WARM_REQUESTS[0])
+                if running:
+                    switches.append(time.perf_counter() - start)
                 for request in WARM_REQUESTS:
                     start = time.perf_counter()
                     plan(request)
                     seconds.append(time.perf_counter() - start)
     finally:
         set_running(procs, True)
-    return quiet, busy
+    return quiet, busy, switches
 
 
 def _exit_on_sigterm(signum: int, frame: Any) -> None:
@@ -379,11 +384,14 @@ def main(args: argparse.Namespace) -> int:
     rounds = -(-max(args.busy_plans, 1) // len(WARM_REQUESTS))
     with busy_processes(args.busy) as procs:
         cold = cold_start(args.llm, args.cold_runs, args.threads) if args.cold_runs else []
-        quiet_twins, warm = interleaved_plans(Planner(llm).plan, procs, rounds)
+        quiet_twins, warm, switches = interleaved_plans(Planner(llm).plan, procs, rounds)
         e2e = end_to_end(llm, args.e2e_runs, args.experts) if args.e2e_runs else []
     busy = summarise(args.llm, cold, warm, e2e)
-    busy_details = {"cold": cold, "warm": warm, "quiet_twins": quiet_twins, "e2e": e2e}
+    busy_details = {"cold": cold, "warm": warm, "quiet_twins": quiet_twins, "switch_plans": switches, "e2e": e2e}
     ratios = compare(quiet, busy, args.busy, quiet_twins, warm, paired=True)
+    lean = getattr(llm, "_lean", None)  # the embedded model's one-thread copy, when it loaded
+    ratios["switch_plan_s"] = switches  # each busy block's first plan: it notices the load (unpaired)
+    ratios["lean_copy_load_s"] = getattr(lean, "load_seconds", None)
     figures = {**quiet, **{k: v for k, v in ratios.items() if k != "targets"}, "busy": busy,
                "targets": {**quiet["targets"], **ratios["targets"]}}
     emit(figures, readable(quiet, busy, ratios), args.out,

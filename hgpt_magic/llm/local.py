@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from .. import settings
 from ..settings import cache_dir
 from .base import LLMError, LLMReply, OnText, response_format
+from .threads import LEAN_WAIT_S
 
 GGUF_NAME = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 GGUF_SIZE = 1_117_320_768
@@ -295,7 +296,8 @@ class LocalLLM:
                 server.handle_chat_completions({"messages": messages, "max_tokens": 1, "cache_prompt": True})
 
     def _server_for(self, messages: list[dict[str, str]]) -> Any:
-        """The full-thread model on a quiet machine, the lean copy (once loaded) on a busy one."""
+        """The full-thread model on a quiet machine, the lean copy on a busy one (the first busy request waits
+        for it to load, up to `LEAN_WAIT_S`)."""
         if messages:
             key = str(messages[0].get("content", ""))
             with self._recent_lock:
@@ -305,7 +307,7 @@ class LocalLLM:
                     self._recent_prompts.pop(next(iter(self._recent_prompts)))
         if self._thread_policy is None or not self._thread_policy.lean_now():
             return self._server
-        return self._lean.get() or self._server
+        return self._lean.get(wait=LEAN_WAIT_S) or self._server
 
     def _params(self, threads: int, batch_threads: int, port: int) -> Any:
         """llama.cpp's load parameters for this model with the given thread counts and listening port."""

@@ -32,6 +32,10 @@ LEAVE_LEAN_ABOVE = 0.25
 MIN_WINDOW_S = 0.25
 #: A previous sample older than this says little about now (a notebook left alone); measure a fresh window.
 MAX_WINDOW_S = 30.0
+#: How long a request on a busy machine waits for the one-thread copy to finish loading (a few seconds, more
+#: on a loaded machine) before it gives up and uses the full model: two spinning threads on busy cores made
+#: plans of 40-68 s where the copy makes them in 3-14 s (`bench latency --busy 2` with `HGPT_LLM_THREADS=2`).
+LEAN_WAIT_S = 30.0
 #: The fresh window's length: 2 cores x 100 Hz ticks x 0.1 s = 20 ticks, enough to tell 0.5 core apart.
 FRESH_WINDOW_S = 0.1
 
@@ -137,8 +141,9 @@ class ThreadPolicy:
 class LeanCopy:
     """The one-thread copy of the model, loaded in the background the first time the machine is busy.
 
-    `get()` never waits for the load: it returns None until the copy is loaded and its prompt cache warmed
-    (with the recent prompts `warm` replays), so the request that noticed the load is not delayed by it.
+    `get(wait)` starts the load and waits up to `wait` seconds for it: it returns None until the copy is
+    loaded and its prompt cache warmed (with the recent prompts `warm` replays). The request that notices
+    the load waits (`LEAN_WAIT_S`): the full model's threads on busy cores are slower than the load itself.
     A copy that fails to load is not retried; the full-thread model keeps answering.
     """
 
@@ -148,16 +153,22 @@ class LeanCopy:
         self._server: object | None = None
         self._thread: threading.Thread | None = None
         self.error: str | None = None
+        self.load_seconds: float | None = None  # load + warm, for benchmarks and logs
         self._lock = threading.Lock()
 
-    def get(self) -> object | None:
+    def get(self, wait: float = 0.0) -> object | None:
         with self._lock:
             if self._server is None and self._thread is None:
                 self._thread = threading.Thread(target=self._start, name="hgpt-lean-llm", daemon=True)
                 self._thread.start()
-            return self._server
+            server, thread = self._server, self._thread
+        if server is None and wait > 0:
+            thread.join(wait)
+            server = self._server
+        return server
 
     def _start(self) -> None:
+        start = time.monotonic()
         try:
             server = self._load()
             self._warm(server)
@@ -166,6 +177,7 @@ class LeanCopy:
             return
         with self._lock:
             self._server = server
+            self.load_seconds = time.monotonic() - start
 
     def wait(self, timeout: float | None = None) -> object | None:
         """The loaded copy after waiting for a started load (tests and benchmarks)."""
