@@ -258,6 +258,10 @@ def test_latency_compares_busy_with_quiet_figures():
     assert quiet["e2e_s_median"] == 4.25 and quiet["targets"]["e2e_warm_median_le_5s"]
     text = readable(quiet, busy, ratios)
     assert "busy(2) s" in text and "busy/quiet" in text and "first answer token" in text
+    assert "median 2.00x (target <= 2.5x), worst 5.00x (target <= 4x)" in text  # the gated figures, in words
+    ratios.update(switch_plan_s=[3.25, 2.5], lean_copy_started_by="idle", lean_copy_load_s=4.0)
+    text = readable(quiet, busy, ratios)
+    assert "each busy block (not paired): 3.2 s, 2.5 s" in text and "loaded ahead), loaded in 4.0 s" in text
 
     # per request: a long request (3 s quiet) taking 6 s busy is a 2x slowdown, not 3x the 2 s median
     per_request = compare(quiet, busy, 2, quiet_warm=[2.0, 3.0] * 6, busy_warm=[4.0, 6.0] * 10)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -150,6 +151,49 @@ def test_the_request_that_notices_the_load_waits_for_the_copy_within_a_bound():
     assert copy.load_seconds is not None and copy.load_seconds >= 0.2
 
 
+def test_lean_copy_loads_ahead_once_the_model_has_been_idle_after_a_request():
+    import time
+
+    loads: list[float] = []
+
+    def load():
+        loads.append(time.monotonic())
+        return "lean-server"
+
+    copy = LeanCopy(load, lambda server: None, preload_after_idle=0.3)
+    time.sleep(0.5)
+    assert copy.started_by is None  # no request yet: a process that never asks never pays for the copy
+    with copy.request():
+        time.sleep(0.5)  # a long request is not idleness
+    assert copy.started_by is None
+    for _ in range(4):  # requests closer together than the idle spell keep putting the load off
+        time.sleep(0.15)
+        with copy.request():
+            pass
+    assert copy.started_by is None
+    ended = time.monotonic()
+    deadline = time.monotonic() + 5
+    while copy.started_by is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert copy.started_by == "idle" and copy.wait(5) == "lean-server"
+    assert len(loads) == 1 and loads[0] - ended >= 0.25  # after the idle spell, not at the request's end
+    with copy.request():  # later requests start nothing more
+        pass
+    time.sleep(0.5)
+    assert len(loads) == 1 and copy.get() == "lean-server"
+
+
+def test_lean_copy_without_preload_waits_for_a_busy_request():
+    import time
+
+    copy = LeanCopy(lambda: "lean-server", lambda server: None)  # an explicit thread count: no preload
+    with copy.request():
+        pass
+    time.sleep(0.3)
+    assert copy.started_by is None
+    assert copy.get(wait=5) == "lean-server" and copy.started_by == "busy"
+
+
 @pytest.mark.slow
 def test_busy_machine_moves_requests_to_the_lean_copy_with_the_prompt_cache(monkeypatch):
     """The real model: a policy seeing two busy cores sends requests to the one-thread copy, which starts with
@@ -174,3 +218,30 @@ def test_busy_machine_moves_requests_to_the_lean_copy_with_the_prompt_cache(monk
     )
     assert response["timings"]["prompt_n"] < first.prompt_tokens / 2  # the system prompt came from the copy
     assert not list(Path(llm._slot_dir).glob(f"lean-{os.getpid()}-*.bin"))  # the copy's slot file was removed
+
+
+@pytest.mark.slow
+def test_the_real_model_loads_its_lean_copy_ahead_after_a_streamed_request(monkeypatch):
+    """Requests through `chat` (here streamed) count for the idle timer: once the model has sat idle after
+    one, the copy loads ahead, so the first request on a busy machine finds it ready."""
+    from hgpt_magic.llm import threads
+    from hgpt_magic.llm.local import LocalLLM
+
+    monkeypatch.delenv("HGPT_LLM_THREADS", raising=False)
+    monkeypatch.setattr(threads, "PRELOAD_AFTER_IDLE_S", 0.5)
+    llm = LocalLLM(n_ctx=2048)
+    if llm._thread_policy is None:
+        pytest.skip("one usable core: there is no lean copy to move to")
+    pieces: list[str] = []
+    llm.chat([{"role": "user", "content": "Say hello."}], max_tokens=4, on_text=pieces.append)
+    assert pieces and llm._lean.wait(0.1) is None  # not while answering
+    deadline = time.monotonic() + 10
+    while llm._lean.started_by is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert llm._lean.started_by == "idle"
+    lean = llm._lean.wait(120)
+    assert lean is not None and llm._lean.error is None
+    proc = FakeProc(cores=2)
+    proc.others = 2.0
+    llm._thread_policy = make_policy(proc)
+    assert llm._server_for([{"role": "user", "content": "x"}]) is lean

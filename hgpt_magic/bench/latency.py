@@ -346,7 +346,26 @@ def readable(f: dict[str, Any], busy: dict[str, Any] | None = None, ratios: dict
     for figures in (f, busy or {}):
         if figures.get("e2e_error"):
             head += f"\n  (error seen: {figures['e2e_error']})"
-    return head + "\n" + table(rows, header)
+    return head + "\n" + table(rows, header) + (fairness_lines(ratios) if ratios else "")
+
+
+def fairness_lines(ratios: dict[str, Any]) -> str:
+    """The gated figures under the table: the busy plans over their quiet twins, and what the one-thread
+    copy did (the table's "warm plan" ratio compares the sequential quiet plans instead)."""
+    def x(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}x"
+
+    lines = [f"busy plans over their quiet twins: median {x(ratios.get('plan_ratio_median'))} (target <= 2.5x), "
+             f"worst {x(ratios.get('plan_ratio_worst'))} (target <= 4x)"]
+    switches = ratios.get("switch_plan_s")
+    if switches:
+        lines.append("first plan of each busy block (not paired): " + ", ".join(f"{s:.1f} s" for s in switches))
+    if ratios.get("lean_copy_started_by"):
+        load = ratios.get("lean_copy_load_s")
+        lines.append(f"one-thread copy: started by {ratios['lean_copy_started_by']} "
+                     f"({'idle = loaded ahead' if ratios['lean_copy_started_by'] == 'idle' else 'a busy request'}), "
+                     f"loaded in {'-' if load is None else f'{load:.1f} s'}")
+    return "\n" + "\n".join(lines)
 
 
 def measure(args: argparse.Namespace, llm: Any, plans: int) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -392,6 +411,7 @@ def main(args: argparse.Namespace) -> int:
     lean = getattr(llm, "_lean", None)  # the embedded model's one-thread copy, when it loaded
     ratios["switch_plan_s"] = switches  # each busy block's first plan: it notices the load (unpaired)
     ratios["lean_copy_load_s"] = getattr(lean, "load_seconds", None)
+    ratios["lean_copy_started_by"] = getattr(lean, "started_by", None)  # "idle": loaded ahead
     figures = {**quiet, **{k: v for k, v in ratios.items() if k != "targets"}, "busy": busy,
                "targets": {**quiet["targets"], **ratios["targets"]}}
     emit(figures, readable(quiet, busy, ratios), args.out,

@@ -259,11 +259,11 @@ class LocalLLM:
     # --- Fair under load (see threads.py): a one-thread copy answers while other processes use the cores ---
 
     def _init_thread_policy(self, adaptive: bool) -> None:
-        from .threads import LeanCopy, ThreadPolicy
+        from .threads import PRELOAD_AFTER_IDLE_S, LeanCopy, ThreadPolicy
 
         on = adaptive and self.threads > 1  # an explicit thread count is the user's word
         self._thread_policy = ThreadPolicy(self.threads) if on else None
-        self._lean = LeanCopy(self._load_lean, self._warm_lean)
+        self._lean = LeanCopy(self._load_lean, self._warm_lean, PRELOAD_AFTER_IDLE_S if on else None)
         self._recent_prompts: dict[str, list[dict[str, str]]] = {}  # first message -> latest messages
         self._recent_lock = threading.Lock()
 
@@ -357,9 +357,9 @@ class LocalLLM:
         if on_text is not None:
             return self._stream(request, on_text)
         start = time.perf_counter()
-        server = self._server_for(messages)
         try:
-            response = server.handle_chat_completions(request)
+            with self._lean.request():
+                response = self._server_for(messages).handle_chat_completions(request)
         except Exception as exc:  # llama.cpp reports bad requests as ValueError, internal errors as others
             raise LLMError(f"{self.name}: {exc}") from None
         seconds = time.perf_counter() - start
@@ -405,7 +405,8 @@ class LocalLLM:
 
         start = time.perf_counter()
         try:
-            self._server_for(request["messages"]).handle_chat_completions({**request, "stream": True}, on_chunk)
+            with self._lean.request():
+                self._server_for(request["messages"]).handle_chat_completions({**request, "stream": True}, on_chunk)
         except Exception as exc:  # a bad request is a ValueError, before any chunk
             raise LLMError(f"{self.name}: {exc}") from None
         if failure:

@@ -18,10 +18,11 @@ Python threads must not count as load). Where `/proc` is missing (macOS, Windows
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 #: Fewer free cores than the full thread count minus this switches to the lean copy ...
@@ -36,6 +37,10 @@ MAX_WINDOW_S = 30.0
 #: on a loaded machine) before it gives up and uses the full model: two spinning threads on busy cores made
 #: plans of 40-68 s where the copy makes them in 3-14 s (`bench latency --busy 2` with `HGPT_LLM_THREADS=2`).
 LEAN_WAIT_S = 30.0
+#: After the model's last request, this long without another one and the one-thread copy loads ahead (see
+#: `LeanCopy`). Longer than a request's own pauses between LLM calls (experts running, usually 1-3 s once
+#: loaded), so the load rarely competes with a request; shorter than a user's pause between two cells.
+PRELOAD_AFTER_IDLE_S = 5.0
 #: The fresh window's length: 2 cores x 100 Hz ticks x 0.1 s = 20 ticks, enough to tell 0.5 core apart.
 FRESH_WINDOW_S = 0.1
 
@@ -139,33 +144,80 @@ class ThreadPolicy:
 
 
 class LeanCopy:
-    """The one-thread copy of the model, loaded in the background the first time the machine is busy.
+    """The one-thread copy of the model: loaded ahead while the model sits idle, or when the machine is busy.
 
-    `get(wait)` starts the load and waits up to `wait` seconds for it: it returns None until the copy is
-    loaded and its prompt cache warmed (with the recent prompts `warm` replays). The request that notices
-    the load waits (`LEAN_WAIT_S`): the full model's threads on busy cores are slower than the load itself.
+    Loading it takes seconds on a quiet machine but 10-15 s beside two busy processes (llama.cpp repacks the
+    weights on a third of the CPU), so waiting until the load appears made the first busy request the slowest
+    (measured: 11-17 s against 1.4 s quiet). So the copy loads ahead: every request to the model runs inside
+    `request()`, and once the model has had no request for `preload_after_idle` seconds after one (the user
+    reads the answer, writes the next cell) the copy loads in the background, where it competes with nothing
+    of ours. A process that never makes a request never pays for it (about 0.9 GB and a few CPU seconds).
+
+    `get(wait)` starts the load if needed and waits up to `wait` seconds for it: it returns None until the
+    copy is loaded and its prompt cache warmed (with the recent prompts `warm` replays). The request that
+    notices the load waits (`LEAN_WAIT_S`): the full model's threads on busy cores are slower than the load.
     A copy that fails to load is not retried; the full-thread model keeps answering.
     """
 
-    def __init__(self, load: Callable[[], object], warm: Callable[[object], None]):
+    def __init__(
+        self,
+        load: Callable[[], object],
+        warm: Callable[[object], None],
+        preload_after_idle: float | None = None,
+    ):
         self._load = load
         self._warm = warm
+        self._preload_after_idle = preload_after_idle  # None: load only when the machine is seen busy
         self._server: object | None = None
         self._thread: threading.Thread | None = None
         self.error: str | None = None
         self.load_seconds: float | None = None  # load + warm, for benchmarks and logs
+        self.started_by: str | None = None  # "idle" (loaded ahead) or "busy" (a busy request asked first)
+        self._in_flight = 0  # requests to the model running now
+        self._started = 0  # requests to the model started so far: an idle timer sees whether one began since
         self._lock = threading.Lock()
 
-    def get(self, wait: float = 0.0) -> object | None:
+    @contextlib.contextmanager
+    def request(self) -> Iterator[None]:
+        """Wrap each request to the model (either copy): after the last one ends, an idle spell of
+        `preload_after_idle` seconds starts the load ahead."""
         with self._lock:
-            if self._server is None and self._thread is None:
-                self._thread = threading.Thread(target=self._start, name="hgpt-lean-llm", daemon=True)
-                self._thread.start()
+            self._in_flight += 1
+            self._started += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+                started = self._started
+                schedule = self._preload_after_idle is not None and self._thread is None and not self._in_flight
+            if schedule:
+                timer = threading.Timer(self._preload_after_idle, self._preload_if_idle, args=(started,))
+                timer.daemon = True
+                timer.start()
+
+    def _preload_if_idle(self, started: int) -> None:
+        with self._lock:
+            idle = not self._in_flight and self._started == started  # none began since the timer was set
+        if idle:
+            self._begin("idle")
+
+    def get(self, wait: float = 0.0) -> object | None:
+        self._begin("busy")
+        with self._lock:
             server, thread = self._server, self._thread
         if server is None and wait > 0:
             thread.join(wait)
             server = self._server
         return server
+
+    def _begin(self, reason: str) -> None:
+        """Start the load in the background, once."""
+        with self._lock:
+            if self._server is None and self._thread is None:
+                self.started_by = reason
+                self._thread = threading.Thread(target=self._start, name="hgpt-lean-llm", daemon=True)
+                self._thread.start()
 
     def _start(self) -> None:
         start = time.monotonic()
