@@ -48,7 +48,7 @@ class Setting:
 LLM = Setting("HGPT_LLM", "local", "The controller LLM spec (`local`, `gguf:PATH`, `openai:MODEL`, `hf:MODEL`, `URL#MODEL`).")
 GGUF = Setting("HGPT_GGUF", "", "Run this GGUF file as the embedded model instead of the shipped Qwen2.5-Coder-1.5B.")
 CACHE = Setting("HGPT_CACHE", "", "Folder for the joined GGUF and the demo embeddings (default: the user cache folder).")
-LLM_THREADS = Setting("HGPT_LLM_THREADS", "0", "CPU threads of the embedded model (0: every usable core, and one while other processes keep the cores busy).")
+LLM_THREADS = Setting("HGPT_LLM_THREADS", "0", "CPU threads of the embedded model (0: every usable core, and a one-thread copy of the model while other processes keep the cores busy: about 0.9 GB more, loaded once the model has sat idle 5 s after a request; a number turns the copy off).")
 SHARED_SERVER = Setting("HGPT_SHARED_SERVER", "0", "1: kernels share one embedded-model server process (started on demand, found through the cache folder) instead of loading the model each; 0: in-process.")
 SHARED_SERVER_IDLE = Setting("HGPT_SHARED_SERVER_IDLE", "600", "Seconds without a request after which the shared embedded-model server exits.")
 LOCAL_PORT = Setting("HGPT_LOCAL_PORT", "0", "Port of the embedded model's OpenAI-compatible server (0: any free port).")

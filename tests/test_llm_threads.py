@@ -68,7 +68,7 @@ def test_quiet_machine_keeps_all_threads_even_while_we_compute():
     proc = FakeProc()
     policy = make_policy(proc)
     assert policy.lean_now() is False  # first look: a fresh short window
-    proc.advance(4.0, own_cores=2.0)  # our own model computing on both cores is not load
+    proc.advance(1.5, own_cores=2.0)  # our own model computing on both cores is not load
     assert policy.lean_now() is False
 
 
@@ -103,6 +103,16 @@ def test_window_lengths():
     proc.others = 0.0
     t = proc.t
     assert policy.lean_now() is False and proc.t == t + FRESH_WINDOW_S
+
+
+def test_load_that_begins_after_a_quiet_pause_is_seen_by_the_next_cell():
+    proc = FakeProc()
+    policy = make_policy(proc)
+    assert policy.lean_now() is False
+    proc.advance(12.0)  # the user reads the answer on a quiet machine ...
+    proc.others = 2.0
+    proc.advance(1.0)  # ... then two busy processes start a second before the next cell
+    assert policy.lean_now() is True  # not averaged away over the quiet 12 s
 
 
 def test_no_proc_means_full_threads():
@@ -181,6 +191,38 @@ def test_lean_copy_loads_ahead_once_the_model_has_been_idle_after_a_request():
         pass
     time.sleep(0.5)
     assert len(loads) == 1 and copy.get() == "lean-server"
+
+
+def test_a_loaded_lean_copy_is_refreshed_once_per_idle_spell_and_sees_a_new_request():
+    refreshed: list[bool] = []
+    inside = threading.Event()
+    release = threading.Event()
+
+    def refresh(server):
+        refreshed.append(copy.idle())
+        inside.set()
+        release.wait(5)
+        refreshed.append(copy.idle())  # a request arrived meanwhile: the refresh should stop here
+
+    copy = LeanCopy(lambda: "lean-server", lambda server: None, preload_after_idle=0.2, refresh=refresh)
+    assert copy.get(wait=5) == "lean-server"
+    time.sleep(0.4)
+    assert refreshed == []  # loading is not a request: nothing to refresh yet
+    with copy.request():
+        pass
+    assert inside.wait(5) and refreshed == [True]
+    with copy.request():  # starts while the refresh runs: no second refresh at once, and idle() says so
+        release.set()
+        deadline = time.monotonic() + 5
+        while len(refreshed) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert refreshed == [True, False]
+    deadline = time.monotonic() + 5
+    while copy.refreshes < 2 and time.monotonic() < deadline:  # the idle spell after that request: once more
+        time.sleep(0.02)
+    assert copy.refreshes == 2 and copy.refresh_error is None
+    time.sleep(0.5)
+    assert copy.refreshes == 2  # no request, no refresh
 
 
 def test_lean_copy_without_preload_waits_for_a_busy_request():

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -263,7 +264,9 @@ class LocalLLM:
 
         on = adaptive and self.threads > 1  # an explicit thread count is the user's word
         self._thread_policy = ThreadPolicy(self.threads) if on else None
-        self._lean = LeanCopy(self._load_lean, self._warm_lean, PRELOAD_AFTER_IDLE_S if on else None)
+        self._lean = LeanCopy(self._load_lean, self._warm_lean, PRELOAD_AFTER_IDLE_S if on else None,
+                              refresh=self._refresh_lean)
+        self._last_served: Any = self._server
         self._recent_prompts: dict[str, list[dict[str, str]]] = {}  # first message -> latest messages
         self._recent_lock = threading.Lock()
 
@@ -276,24 +279,45 @@ class LocalLLM:
         return server  # (the request above also keeps ~Server from hanging, as for the full model)
 
     def _warm_lean(self, server: Any) -> None:
-        """Give the lean copy the full model's prompt cache: the saved prompt prefixes are restored from
-        their files, the older recent prompts are replayed on top of them, and the latest one's KV state is
-        copied (saved and restored through llama.cpp's slot files: well under a second, where recomputing
-        ~1000 prompt tokens on a busy machine takes a minute)."""
+        """Give the freshly loaded lean copy the full model's prompt cache: the saved prompt prefixes are
+        restored from their files, then `_catch_up` brings it to the recent prompts."""
+        for filename in sorted(self._prefix_files):  # a long static prefix (the planner's demos) is read, not recomputed
+            if _slot_action(server, "restore", filename) is None:
+                _keep_slot(server)
+        self._catch_up(server)
+
+    def _refresh_lean(self, server: Any) -> None:
+        """While the model is idle: bring the loaded lean copy up to the prompts the full model answered
+        since (a session's history grows with every cell; recomputing 1,000 tokens of it on one thread of a
+        busy machine takes most of a minute). Stops as soon as a request arrives."""
+        if self._last_served is not self._server:
+            return  # the copy answered the latest request itself: it is the one up to date
+        self._catch_up(server, still_idle=self._lean.idle)
+
+    def _catch_up(self, server: Any, still_idle: Callable[[], bool] = lambda: True) -> None:
+        """The older recent prompts are replayed on the copy (only what its own prompt cache lacks is
+        computed), and the latest one's KV state is copied (saved and restored through llama.cpp's slot
+        files: well under a second). A restore overwrites the slot's state without keeping it, so each
+        state is first moved into llama.cpp's RAM prompt cache (`_keep_slot`; measured without: the
+        planner's 3,080-token prompt was lost and took 68 s to recompute)."""
         with self._recent_lock:
             recent = list(self._recent_prompts.values())
-        for filename in sorted(self._prefix_files):  # a long static prefix (the planner's demos) is read, not recomputed
-            _slot_action(server, "restore", filename)
         for messages in recent[:-1]:
+            if not still_idle():
+                return
             server.handle_chat_completions({"messages": messages, "max_tokens": 1, "cache_prompt": True})
+        if not recent or not still_idle():
+            return
         name = f"lean-{os.getpid()}-{id(server)}.bin"
+        _keep_slot(server)
         copied = self._slot_dir is not None and _slot_action(self._server, "save", name) is None \
             and _slot_action(server, "restore", name) is None
         if self._slot_dir is not None:
             Path(self._slot_dir, name).unlink(missing_ok=True)
-        if not copied:
-            for messages in recent[-1:]:  # no copy: compute it
-                server.handle_chat_completions({"messages": messages, "max_tokens": 1, "cache_prompt": True})
+        if copied:
+            _keep_slot(server)
+        else:  # no copy: compute it
+            server.handle_chat_completions({"messages": recent[-1], "max_tokens": 1, "cache_prompt": True})
 
     def _server_for(self, messages: list[dict[str, str]]) -> Any:
         """The full-thread model on a quiet machine, the lean copy on a busy one (the first busy request waits
@@ -306,8 +330,11 @@ class LocalLLM:
                 while len(self._recent_prompts) > 3:
                     self._recent_prompts.pop(next(iter(self._recent_prompts)))
         if self._thread_policy is None or not self._thread_policy.lean_now():
-            return self._server
-        return self._lean.get(wait=LEAN_WAIT_S) or self._server
+            server = self._server
+        else:
+            server = self._lean.get(wait=LEAN_WAIT_S) or self._server
+        self._last_served = server  # which copy's prompt cache is the newest (`_refresh_lean`)
+        return server
 
     def _params(self, threads: int, batch_threads: int, port: int) -> Any:
         """llama.cpp's load parameters for this model with the given thread counts and listening port."""
@@ -494,6 +521,12 @@ class LocalLLM:
                 f"or construct LocalLLM(host={host!r}, port={port})"
             )
         return self.base_url
+
+
+def _keep_slot(server: Any) -> None:
+    """Move the slot's KV state into llama.cpp's RAM prompt cache: a one-token request with another prompt
+    makes the server put the slot's state there before it reuses the slot."""
+    server.handle_completions({"prompt": "x", "max_tokens": 1, "cache_prompt": True})
 
 
 def _slot_action(server: Any, action: str, filename: str, slot: int = 0, api_key: str | None = None) -> str | None:

@@ -31,8 +31,10 @@ ENTER_LEAN_BELOW = 0.5
 LEAVE_LEAN_ABOVE = 0.25
 #: A previous sample younger than this is too short to measure; the previous decision stands.
 MIN_WINDOW_S = 0.25
-#: A previous sample older than this says little about now (a notebook left alone); measure a fresh window.
-MAX_WINDOW_S = 30.0
+#: A previous sample older than this says little about now; measure a fresh window (0.1 s, once per cell: a
+#: request's own LLM calls come closer together). With 30 s, a session that had been quiet for 12 s averaged
+#: the load that had just begun away, and the first busy plan ran on the full-thread model.
+MAX_WINDOW_S = 2.0
 #: How long a request on a busy machine waits for the one-thread copy to finish loading (a few seconds, more
 #: on a loaded machine) before it gives up and uses the full model: two spinning threads on busy cores made
 #: plans of 40-68 s where the copy makes them in 3-14 s (`bench latency --busy 2` with `HGPT_LLM_THREADS=2`).
@@ -164,9 +166,11 @@ class LeanCopy:
         load: Callable[[], object],
         warm: Callable[[object], None],
         preload_after_idle: float | None = None,
+        refresh: Callable[[object], None] | None = None,
     ):
         self._load = load
         self._warm = warm
+        self._refresh_cache = refresh  # once loaded, what an idle spell does instead (default: `warm` again)
         self._preload_after_idle = preload_after_idle  # None: load only when the machine is seen busy
         self._server: object | None = None
         self._thread: threading.Thread | None = None
@@ -175,12 +179,17 @@ class LeanCopy:
         self.started_by: str | None = None  # "idle" (loaded ahead) or "busy" (a busy request asked first)
         self._in_flight = 0  # requests to the model running now
         self._started = 0  # requests to the model started so far: an idle timer sees whether one began since
+        self._refreshing = False
+        self.refreshes = 0  # prompt-cache refreshes done while idle, and why the last one failed (if it did)
+        self.refresh_error: str | None = None
         self._lock = threading.Lock()
 
     @contextlib.contextmanager
     def request(self) -> Iterator[None]:
         """Wrap each request to the model (either copy): after the last one ends, an idle spell of
-        `preload_after_idle` seconds starts the load ahead."""
+        `preload_after_idle` seconds loads the copy ahead, or, once it is loaded, brings its prompt cache up
+        to date (`refresh`: the session's newest prompts), so that a switch to the copy on a busy machine
+        does not recompute the session's history on one thread (up to a minute for 1,000 tokens)."""
         with self._lock:
             self._in_flight += 1
             self._started += 1
@@ -190,17 +199,37 @@ class LeanCopy:
             with self._lock:
                 self._in_flight -= 1
                 started = self._started
-                schedule = self._preload_after_idle is not None and self._thread is None and not self._in_flight
+                loading = self._thread is not None and self._server is None
+                schedule = self._preload_after_idle is not None and not loading and not self._in_flight
             if schedule:
-                timer = threading.Timer(self._preload_after_idle, self._preload_if_idle, args=(started,))
+                timer = threading.Timer(self._preload_after_idle, self._when_idle, args=(started,))
                 timer.daemon = True
                 timer.start()
 
-    def _preload_if_idle(self, started: int) -> None:
+    def _when_idle(self, started: int) -> None:
         with self._lock:
-            idle = not self._in_flight and self._started == started  # none began since the timer was set
-        if idle:
+            if self._in_flight or self._started != started:  # a request began since the timer was set
+                return
+            server, refresh = self._server, self._server is not None and not self._refreshing
+            self._refreshing = self._refreshing or refresh
+        if server is None:
             self._begin("idle")
+        elif refresh:
+            threading.Thread(target=self._refresh, args=(server,), name="hgpt-lean-refresh", daemon=True).start()
+
+    def idle(self) -> bool:
+        """No request to the model is running (a refresh stops when one starts)."""
+        return not self._in_flight
+
+    def _refresh(self, server: object) -> None:
+        try:
+            (self._refresh_cache or self._warm)(server)
+            self.refreshes += 1
+        except Exception as exc:  # the copy still answers, with an older cache
+            self.refresh_error = f"{type(exc).__name__}: {exc}"
+        finally:
+            with self._lock:
+                self._refreshing = False
 
     def get(self, wait: float = 0.0) -> object | None:
         self._begin("busy")
