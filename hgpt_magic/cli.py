@@ -147,6 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"LLM: {hg.llm_name} (loading…)" if hg.llm_name == "local" else f"LLM: {hg.llm_name}")
         say("Experts: " + "; ".join(describe_experts(hg.experts)))
         run = hg.run(request, plan_only=True)
+        keep_ready = getattr(hg.llm, "keep_lean_copy_ready", None)  # the embedded model, loaded by now
+        if keep_ready is not None:
+            keep_ready(False)  # one request per process: no copy to load ahead for later ones
         say.plan(run)
         if not args.plan_only:
             say("Running:" if len(run.plan) else "Answering:")

@@ -193,36 +193,13 @@ def test_lean_copy_loads_ahead_once_the_model_has_been_idle_after_a_request():
     assert len(loads) == 1 and copy.get() == "lean-server"
 
 
-def test_a_loaded_lean_copy_is_refreshed_once_per_idle_spell_and_sees_a_new_request():
-    refreshed: list[bool] = []
-    inside = threading.Event()
-    release = threading.Event()
-
-    def refresh(server):
-        refreshed.append(copy.idle())
-        inside.set()
-        release.wait(5)
-        refreshed.append(copy.idle())  # a request arrived meanwhile: the refresh should stop here
-
-    copy = LeanCopy(lambda: "lean-server", lambda server: None, preload_after_idle=0.2, refresh=refresh)
-    assert copy.get(wait=5) == "lean-server"
-    time.sleep(0.4)
-    assert refreshed == []  # loading is not a request: nothing to refresh yet
-    with copy.request():
+def test_preload_turned_off_after_the_last_request_loads_nothing():
+    copy = LeanCopy(lambda: "lean-server", lambda server: None, preload_after_idle=0.2)
+    with copy.request():  # the CLI's plan: the idle timer is armed when it ends ...
         pass
-    assert inside.wait(5) and refreshed == [True]
-    with copy.request():  # starts while the refresh runs: no second refresh at once, and idle() says so
-        release.set()
-        deadline = time.monotonic() + 5
-        while len(refreshed) < 2 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert refreshed == [True, False]
-    deadline = time.monotonic() + 5
-    while copy.refreshes < 2 and time.monotonic() < deadline:  # the idle spell after that request: once more
-        time.sleep(0.02)
-    assert copy.refreshes == 2 and copy.refresh_error is None
+    copy.preload_after_idle = None  # ... and the CLI turns the preload off right after
     time.sleep(0.5)
-    assert copy.refreshes == 2  # no request, no refresh
+    assert copy.started_by is None and copy.wait(0.1) is None
 
 
 def test_lean_copy_without_preload_waits_for_a_busy_request():
@@ -237,15 +214,20 @@ def test_lean_copy_without_preload_waits_for_a_busy_request():
 
 
 @pytest.mark.slow
-def test_busy_machine_moves_requests_to_the_lean_copy_with_the_prompt_cache(monkeypatch):
+def test_busy_machine_moves_requests_to_the_lean_copy_with_the_prompt_cache(monkeypatch, tmp_path):
     """The real model: a policy seeing two busy cores sends requests to the one-thread copy, which starts with
-    the full model's KV cache (copied through a slot file), so the long shared prefix is not recomputed."""
-    from hgpt_magic.llm.local import LocalLLM
+    the full model's KV states: the saved prompt prefix (from its file) and the latest prompt (copied through
+    a slot file). Neither is recomputed, and the second restore does not wipe out the first."""
+    from hgpt_magic.llm.local import LocalLLM, ensure_gguf
 
     monkeypatch.delenv("HGPT_LLM_THREADS", raising=False)
-    llm = LocalLLM(n_ctx=2048)
+    gguf = ensure_gguf()
+    monkeypatch.setenv("HGPT_CACHE", str(tmp_path))  # the prefix file below goes here, not into the user's cache
+    llm = LocalLLM(gguf, n_ctx=2048)
     if llm._thread_policy is None:
         pytest.skip("one usable core: there is no lean copy to move to")
+    demos = {"role": "system", "content": "You plan tasks. " + "Demo: a request and its plan. " * 40}
+    assert llm.warm_prefix([demos]) == "computed"  # saved beside the model, as the planner's demos are
     system = {"role": "system", "content": "You answer in one word. " + "Rules: be brief and exact. " * 40}
     first = llm.chat([system, {"role": "user", "content": "Colour of the sky?"}], max_tokens=3)
     proc = FakeProc(cores=2)
@@ -253,12 +235,11 @@ def test_busy_machine_moves_requests_to_the_lean_copy_with_the_prompt_cache(monk
     llm._thread_policy = make_policy(proc)
     llm.chat([system, {"role": "user", "content": "Colour of grass?"}], max_tokens=3)  # noticed: lean loads
     lean = llm._lean.wait(120)
-    assert lean is not None and llm._lean.error is None
-    assert llm._server_for([system]) is lean
-    response = lean.handle_chat_completions(
-        {"messages": [system, {"role": "user", "content": "Colour of snow?"}], "max_tokens": 3, "cache_prompt": True}
-    )
-    assert response["timings"]["prompt_n"] < first.prompt_tokens / 2  # the system prompt came from the copy
+    assert lean is not None and llm._lean.error is None and llm._lean.started_by == "busy"
+    assert llm._server_for() is lean
+    for prompt in ([system, {"role": "user", "content": "Colour of snow?"}], [demos, {"role": "user", "content": "Plan x"}]):
+        response = lean.handle_chat_completions({"messages": prompt, "max_tokens": 1, "cache_prompt": True})
+        assert response["timings"]["prompt_n"] < first.prompt_tokens / 4, prompt[0]["content"][:20]  # from the copy
     assert not list(Path(llm._slot_dir).glob(f"lean-{os.getpid()}-*.bin"))  # the copy's slot file was removed
 
 
@@ -286,4 +267,4 @@ def test_the_real_model_loads_its_lean_copy_ahead_after_a_streamed_request(monke
     proc = FakeProc(cores=2)
     proc.others = 2.0
     llm._thread_policy = make_policy(proc)
-    assert llm._server_for([{"role": "user", "content": "x"}]) is lean
+    assert llm._server_for() is lean

@@ -19,7 +19,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -264,11 +263,15 @@ class LocalLLM:
 
         on = adaptive and self.threads > 1  # an explicit thread count is the user's word
         self._thread_policy = ThreadPolicy(self.threads) if on else None
-        self._lean = LeanCopy(self._load_lean, self._warm_lean, PRELOAD_AFTER_IDLE_S if on else None,
-                              refresh=self._refresh_lean)
-        self._last_served: Any = self._server
-        self._recent_prompts: dict[str, list[dict[str, str]]] = {}  # first message -> latest messages
-        self._recent_lock = threading.Lock()
+        self._lean = LeanCopy(self._load_lean, self._warm_lean, PRELOAD_AFTER_IDLE_S if on else None)
+
+    def keep_lean_copy_ready(self, on: bool) -> None:
+        """Whether the one-thread copy loads ahead (and stays in step) while the model is idle: on by default
+        where the thread count adapts. A one-shot process (the CLI) turns it off: it would load a copy
+        (0.9 GB, seconds of CPU beside its own experts) that it never uses; it still loads on a busy machine."""
+        from .threads import PRELOAD_AFTER_IDLE_S
+
+        self._lean.preload_after_idle = PRELOAD_AFTER_IDLE_S if on and self._thread_policy is not None else None
 
     def _load_lean(self) -> Any:
         import xllamacpp
@@ -279,62 +282,31 @@ class LocalLLM:
         return server  # (the request above also keeps ~Server from hanging, as for the full model)
 
     def _warm_lean(self, server: Any) -> None:
-        """Give the freshly loaded lean copy the full model's prompt cache: the saved prompt prefixes are
-        restored from their files, then `_catch_up` brings it to the recent prompts."""
+        """Give the lean copy the full model's prompt cache: the saved prompt prefixes are restored from
+        their files, and the full model's latest KV state is copied (saved and restored through llama.cpp's
+        slot files: well under a second, where recomputing ~1000 prompt tokens on a busy machine takes a
+        minute). Nothing is recomputed here: the load may run beside a request. A restore overwrites the
+        slot's state without keeping it, so each state is first moved into llama.cpp's RAM prompt cache
+        (`_keep_slot`; measured without: the planner's 3,080-token prompt was lost, and the next plan
+        recomputed it: 68 s quiet, 127 s beside two busy processes)."""
+        if self._slot_dir is None:
+            return
         for filename in sorted(self._prefix_files):  # a long static prefix (the planner's demos) is read, not recomputed
             if _slot_action(server, "restore", filename) is None:
                 _keep_slot(server)
-        self._catch_up(server)
-
-    def _refresh_lean(self, server: Any) -> None:
-        """While the model is idle: bring the loaded lean copy up to the prompts the full model answered
-        since (a session's history grows with every cell; recomputing 1,000 tokens of it on one thread of a
-        busy machine takes most of a minute). Stops as soon as a request arrives."""
-        if self._last_served is not self._server:
-            return  # the copy answered the latest request itself: it is the one up to date
-        self._catch_up(server, still_idle=self._lean.idle)
-
-    def _catch_up(self, server: Any, still_idle: Callable[[], bool] = lambda: True) -> None:
-        """The older recent prompts are replayed on the copy (only what its own prompt cache lacks is
-        computed), and the latest one's KV state is copied (saved and restored through llama.cpp's slot
-        files: well under a second). A restore overwrites the slot's state without keeping it, so each
-        state is first moved into llama.cpp's RAM prompt cache (`_keep_slot`; measured without: the
-        planner's 3,080-token prompt was lost and took 68 s to recompute)."""
-        with self._recent_lock:
-            recent = list(self._recent_prompts.values())
-        for messages in recent[:-1]:
-            if not still_idle():
-                return
-            server.handle_chat_completions({"messages": messages, "max_tokens": 1, "cache_prompt": True})
-        if not recent or not still_idle():
-            return
         name = f"lean-{os.getpid()}-{id(server)}.bin"
-        _keep_slot(server)
-        copied = self._slot_dir is not None and _slot_action(self._server, "save", name) is None \
-            and _slot_action(server, "restore", name) is None
-        if self._slot_dir is not None:
+        try:
+            if _slot_action(self._server, "save", name) is None and _slot_action(server, "restore", name) is None:
+                _keep_slot(server)
+        finally:
             Path(self._slot_dir, name).unlink(missing_ok=True)
-        if copied:
-            _keep_slot(server)
-        else:  # no copy: compute it
-            server.handle_chat_completions({"messages": recent[-1], "max_tokens": 1, "cache_prompt": True})
 
-    def _server_for(self, messages: list[dict[str, str]]) -> Any:
+    def _server_for(self) -> Any:
         """The full-thread model on a quiet machine, the lean copy on a busy one (the first busy request waits
         for it to load, up to `LEAN_WAIT_S`)."""
-        if messages:
-            key = str(messages[0].get("content", ""))
-            with self._recent_lock:
-                self._recent_prompts.pop(key, None)
-                self._recent_prompts[key] = messages
-                while len(self._recent_prompts) > 3:
-                    self._recent_prompts.pop(next(iter(self._recent_prompts)))
         if self._thread_policy is None or not self._thread_policy.lean_now():
-            server = self._server
-        else:
-            server = self._lean.get(wait=LEAN_WAIT_S) or self._server
-        self._last_served = server  # which copy's prompt cache is the newest (`_refresh_lean`)
-        return server
+            return self._server
+        return self._lean.get(wait=LEAN_WAIT_S) or self._server
 
     def _params(self, threads: int, batch_threads: int, port: int) -> Any:
         """llama.cpp's load parameters for this model with the given thread counts and listening port."""
@@ -386,7 +358,7 @@ class LocalLLM:
         start = time.perf_counter()
         try:
             with self._lean.request():
-                response = self._server_for(messages).handle_chat_completions(request)
+                response = self._server_for().handle_chat_completions(request)
         except Exception as exc:  # llama.cpp reports bad requests as ValueError, internal errors as others
             raise LLMError(f"{self.name}: {exc}") from None
         seconds = time.perf_counter() - start
@@ -433,7 +405,7 @@ class LocalLLM:
         start = time.perf_counter()
         try:
             with self._lean.request():
-                self._server_for(request["messages"]).handle_chat_completions({**request, "stream": True}, on_chunk)
+                self._server_for().handle_chat_completions({**request, "stream": True}, on_chunk)
         except Exception as exc:  # a bad request is a ValueError, before any chunk
             raise LLMError(f"{self.name}: {exc}") from None
         if failure:

@@ -166,12 +166,10 @@ class LeanCopy:
         load: Callable[[], object],
         warm: Callable[[object], None],
         preload_after_idle: float | None = None,
-        refresh: Callable[[object], None] | None = None,
     ):
         self._load = load
         self._warm = warm
-        self._refresh_cache = refresh  # once loaded, what an idle spell does instead (default: `warm` again)
-        self._preload_after_idle = preload_after_idle  # None: load only when the machine is seen busy
+        self.preload_after_idle = preload_after_idle  # None: load only when the machine is seen busy
         self._server: object | None = None
         self._thread: threading.Thread | None = None
         self.error: str | None = None
@@ -179,17 +177,12 @@ class LeanCopy:
         self.started_by: str | None = None  # "idle" (loaded ahead) or "busy" (a busy request asked first)
         self._in_flight = 0  # requests to the model running now
         self._started = 0  # requests to the model started so far: an idle timer sees whether one began since
-        self._refreshing = False
-        self.refreshes = 0  # prompt-cache refreshes done while idle, and why the last one failed (if it did)
-        self.refresh_error: str | None = None
         self._lock = threading.Lock()
 
     @contextlib.contextmanager
     def request(self) -> Iterator[None]:
         """Wrap each request to the model (either copy): after the last one ends, an idle spell of
-        `preload_after_idle` seconds loads the copy ahead, or, once it is loaded, brings its prompt cache up
-        to date (`refresh`: the session's newest prompts), so that a switch to the copy on a busy machine
-        does not recompute the session's history on one thread (up to a minute for 1,000 tokens)."""
+        `preload_after_idle` seconds loads the copy ahead."""
         with self._lock:
             self._in_flight += 1
             self._started += 1
@@ -199,10 +192,9 @@ class LeanCopy:
             with self._lock:
                 self._in_flight -= 1
                 started = self._started
-                loading = self._thread is not None and self._server is None
-                schedule = self._preload_after_idle is not None and not loading and not self._in_flight
+                schedule = self.preload_after_idle is not None and self._thread is None and not self._in_flight
             if schedule:
-                timer = threading.Timer(self._preload_after_idle, self._when_idle, args=(started,))
+                timer = threading.Timer(self.preload_after_idle, self._when_idle, args=(started,))
                 timer.daemon = True
                 timer.start()
 
@@ -210,26 +202,9 @@ class LeanCopy:
         with self._lock:
             if self._in_flight or self._started != started:  # a request began since the timer was set
                 return
-            server, refresh = self._server, self._server is not None and not self._refreshing
-            self._refreshing = self._refreshing or refresh
-        if server is None:
-            self._begin("idle")
-        elif refresh:
-            threading.Thread(target=self._refresh, args=(server,), name="hgpt-lean-refresh", daemon=True).start()
-
-    def idle(self) -> bool:
-        """No request to the model is running (a refresh stops when one starts)."""
-        return not self._in_flight
-
-    def _refresh(self, server: object) -> None:
-        try:
-            (self._refresh_cache or self._warm)(server)
-            self.refreshes += 1
-        except Exception as exc:  # the copy still answers, with an older cache
-            self.refresh_error = f"{type(exc).__name__}: {exc}"
-        finally:
-            with self._lock:
-                self._refreshing = False
+            if self.preload_after_idle is None:  # turned off since (`LocalLLM.keep_lean_copy_ready`)
+                return
+        self._begin("idle")
 
     def get(self, wait: float = 0.0) -> object | None:
         self._begin("busy")
