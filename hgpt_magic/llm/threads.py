@@ -10,8 +10,9 @@ waits for another, so it degrades by its fair share only.
 
 llama.cpp fixes the thread count when a model loads, so `LocalLLM` keeps a second, "lean" copy of the model
 (the same memory-mapped GGUF, but about 0.9 GB more: llama.cpp repacks the weights for the CPU per copy) with
-one thread, loaded only once the machine is first seen busy, and `ThreadPolicy` tells it before each request
-which copy to use, from how much CPU *other* processes used since the last look:
+one generation thread, loaded ahead once the model has sat idle after a request (`LeanCopy`), and
+`ThreadPolicy` tells it before each request which copy to use, from how much CPU *other* processes used since
+the last look (or, after a pause, in a fresh 0.1 s window):
 all-CPU busy time from `/proc/stat` minus this process's own from `/proc/self/stat` (our own model and
 Python threads must not count as load). Where `/proc` is missing (macOS, Windows) the policy always says full.
 """
