@@ -266,7 +266,7 @@ class LocalLLM:
         self._lean = LeanCopy(self._load_lean, self._warm_lean, PRELOAD_AFTER_IDLE_S if on else None)
 
     def keep_lean_copy_ready(self, on: bool) -> None:
-        """Whether the one-thread copy loads ahead (and stays in step) while the model is idle: on by default
+        """Whether the one-thread copy loads ahead while the model is idle: on by default
         where the thread count adapts. A one-shot process (the CLI) turns it off: it would load a copy
         (0.9 GB, seconds of CPU beside its own experts) that it never uses; it still loads on a busy machine."""
         from .threads import PRELOAD_AFTER_IDLE_S

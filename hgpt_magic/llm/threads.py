@@ -153,12 +153,13 @@ class LeanCopy:
     weights on a third of the CPU), so waiting until the load appears made the first busy request the slowest
     (measured: 11-17 s against 1.4 s quiet). So the copy loads ahead: every request to the model runs inside
     `request()`, and once the model has had no request for `preload_after_idle` seconds after one (the user
-    reads the answer, writes the next cell) the copy loads in the background, where it competes with nothing
-    of ours. A process that never makes a request never pays for it (about 0.9 GB and a few CPU seconds).
+    reads the answer, writes the next cell) the copy loads in the background, where it rarely competes with a
+    request of ours. A process that never makes a request never pays for it (about 0.9 GB and a few CPU seconds).
 
     `get(wait)` starts the load if needed and waits up to `wait` seconds for it: it returns None until the
-    copy is loaded and its prompt cache warmed (with the recent prompts `warm` replays). The request that
-    notices the load waits (`LEAN_WAIT_S`): the full model's threads on busy cores are slower than the load.
+    copy is loaded and its prompt cache warmed (`warm`: the saved prefixes, the full model's latest state).
+    The request that notices the load waits (`LEAN_WAIT_S`): the full model's threads on busy cores are
+    slower than the load.
     A copy that fails to load is not retried; the full-thread model keeps answering.
     """
 
