@@ -193,6 +193,35 @@ def test_lean_copy_loads_ahead_once_the_model_has_been_idle_after_a_request():
     assert len(loads) == 1 and copy.get() == "lean-server"
 
 
+def test_a_loaded_copy_is_synced_after_each_request_one_sync_at_a_time():
+    synced: list[object] = []
+    inside = threading.Event()
+    release = threading.Event()
+
+    def sync(server):
+        synced.append(server)
+        inside.set()
+        release.wait(5)
+
+    copy = LeanCopy(lambda: "lean-server", lambda server: None, sync=sync)
+    with copy.request():  # not loaded yet: nothing to sync
+        pass
+    time.sleep(0.2)
+    assert synced == []
+    assert copy.get(wait=5) == "lean-server"
+    with copy.request():
+        pass
+    assert inside.wait(5) and synced == ["lean-server"]
+    with copy.request():  # ends while the first sync runs: skipped, not run beside it
+        pass
+    release.set()
+    deadline = time.monotonic() + 5
+    while copy.syncs < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)
+    assert synced == ["lean-server"] and copy.syncs == 1 and copy.sync_error is None
+
+
 def test_preload_turned_off_after_the_last_request_loads_nothing():
     copy = LeanCopy(lambda: "lean-server", lambda server: None, preload_after_idle=0.2)
     with copy.request():  # the CLI's plan: the idle timer is armed when it ends ...
@@ -264,6 +293,16 @@ def test_the_real_model_loads_its_lean_copy_ahead_after_a_streamed_request(monke
     assert llm._lean.started_by == "idle"
     lean = llm._lean.wait(120)
     assert lean is not None and llm._lean.error is None
+    later = [{"role": "system", "content": "You list facts. " + "Each fact on its own line. " * 40},
+             {"role": "user", "content": "Facts about the moon?"}]
+    synced = llm._lean.syncs
+    asked = llm.chat(later, max_tokens=2)  # answered by the full model; its state then goes to the copy too
+    deadline = time.monotonic() + 30
+    while llm._lean.syncs == synced and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert llm._lean.syncs > synced and llm._lean.sync_error is None
+    response = lean.handle_chat_completions({"messages": later, "max_tokens": 1, "cache_prompt": True})
+    assert response["timings"]["prompt_n"] < asked.prompt_tokens / 4  # in the copy's cache, not recomputed
     proc = FakeProc(cores=2)
     proc.others = 2.0
     llm._thread_policy = make_policy(proc)

@@ -263,7 +263,9 @@ class LocalLLM:
 
         on = adaptive and self.threads > 1  # an explicit thread count is the user's word
         self._thread_policy = ThreadPolicy(self.threads) if on else None
-        self._lean = LeanCopy(self._load_lean, self._warm_lean, PRELOAD_AFTER_IDLE_S if on else None)
+        self._lean = LeanCopy(self._load_lean, self._warm_lean, PRELOAD_AFTER_IDLE_S if on else None,
+                              sync=self._sync_lean)
+        self._last_served: Any = self._server  # which copy answered the latest request (`_sync_lean`)
 
     def keep_lean_copy_ready(self, on: bool) -> None:
         """Whether the one-thread copy loads ahead while the model is idle: on by default
@@ -294,10 +296,24 @@ class LocalLLM:
         for filename in sorted(self._prefix_files):  # a long static prefix (the planner's demos) is read, not recomputed
             if _slot_action(server, "restore", filename) is None:
                 _keep_slot(server)
+        self._copy_latest(server)
+
+    def _sync_lean(self, server: Any) -> None:
+        """After each request the full model answered, its KV state goes into the loaded copy's prompt cache
+        too (in the background, 0.1-0.25 s: a ~90 MB slot file written and removed), so that a switch to the
+        copy mid-session does not recompute the session's history on one thread of a busy machine (measured: a
+        session of 8 cells, then 2 plans beside 2 busy processes: 9.3 / 7.7 s with this, 11.8 / 11.2 s without)."""
+        if self._last_served is self._server and self._slot_dir is not None:
+            self._copy_latest(server)
+
+    def _copy_latest(self, server: Any) -> None:
+        """The full model's slot state into `server`'s prompt cache, keeping what `server`'s slot held."""
         name = f"lean-{os.getpid()}-{id(server)}.bin"
         try:
-            if _slot_action(self._server, "save", name) is None and _slot_action(server, "restore", name) is None:
+            if _slot_action(self._server, "save", name) is None:
                 _keep_slot(server)
+                if _slot_action(server, "restore", name) is None:
+                    _keep_slot(server)
         finally:
             Path(self._slot_dir, name).unlink(missing_ok=True)
 
@@ -305,8 +321,11 @@ class LocalLLM:
         """The full-thread model on a quiet machine, the lean copy on a busy one (the first busy request waits
         for it to load, up to `LEAN_WAIT_S`)."""
         if self._thread_policy is None or not self._thread_policy.lean_now():
-            return self._server
-        return self._lean.get(wait=LEAN_WAIT_S) or self._server
+            server = self._server
+        else:
+            server = self._lean.get(wait=LEAN_WAIT_S) or self._server
+        self._last_served = server
+        return server
 
     def _params(self, threads: int, batch_threads: int, port: int) -> Any:
         """llama.cpp's load parameters for this model with the given thread counts and listening port."""

@@ -168,9 +168,14 @@ class LeanCopy:
         load: Callable[[], object],
         warm: Callable[[object], None],
         preload_after_idle: float | None = None,
+        sync: Callable[[object], None] | None = None,
     ):
         self._load = load
         self._warm = warm
+        self._sync = sync  # once loaded, run in the background after each request (`request()`)
+        self._syncing = False
+        self.syncs = 0  # syncs done, and why the last one failed (if it did)
+        self.sync_error: str | None = None
         self.preload_after_idle = preload_after_idle  # None: load only when the machine is seen busy
         self._server: object | None = None
         self._thread: threading.Thread | None = None
@@ -184,7 +189,8 @@ class LeanCopy:
     @contextlib.contextmanager
     def request(self) -> Iterator[None]:
         """Wrap each request to the model (either copy): after the last one ends, an idle spell of
-        `preload_after_idle` seconds loads the copy ahead."""
+        `preload_after_idle` seconds loads the copy ahead; once it is loaded, `sync` runs in the background
+        after each request (one at a time), to keep the copy's prompt cache in step with the session."""
         with self._lock:
             self._in_flight += 1
             self._started += 1
@@ -195,6 +201,11 @@ class LeanCopy:
                 self._in_flight -= 1
                 started = self._started
                 schedule = self.preload_after_idle is not None and self._thread is None and not self._in_flight
+                server = self._server
+                sync = self._sync is not None and server is not None and not self._syncing
+                self._syncing = self._syncing or sync
+            if sync:
+                threading.Thread(target=self._run_sync, args=(server,), name="hgpt-lean-sync", daemon=True).start()
             if schedule:
                 timer = threading.Timer(self.preload_after_idle, self._when_idle, args=(started,))
                 timer.daemon = True
@@ -207,6 +218,16 @@ class LeanCopy:
             if self.preload_after_idle is None:  # turned off since (`LocalLLM.keep_lean_copy_ready`)
                 return
         self._begin("idle")
+
+    def _run_sync(self, server: object) -> None:
+        try:
+            self._sync(server)
+            self.syncs += 1
+        except Exception as exc:  # the copy still answers, with an older prompt cache
+            self.sync_error = f"{type(exc).__name__}: {exc}"
+        finally:
+            with self._lock:
+                self._syncing = False
 
     def get(self, wait: float = 0.0) -> object | None:
         self._begin("busy")
