@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from .. import settings
 from ..settings import cache_dir
 from .base import LLMError, LLMReply, OnText, response_format
-from .threads import LEAN_WAIT_S
+from .threads import LEAN_WAIT_S, PRELOAD_AFTER_IDLE_S, LeanCopy, ThreadPolicy
 
 GGUF_NAME = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 GGUF_SIZE = 1_117_320_768
@@ -259,8 +259,6 @@ class LocalLLM:
     # --- Fair under load (see threads.py): a one-thread copy answers while other processes use the cores ---
 
     def _init_thread_policy(self, adaptive: bool) -> None:
-        from .threads import PRELOAD_AFTER_IDLE_S, LeanCopy, ThreadPolicy
-
         on = adaptive and self.threads > 1  # an explicit thread count is the user's word
         self._thread_policy = ThreadPolicy(self.threads) if on else None
         self._lean = LeanCopy(self._load_lean, self._warm_lean, PRELOAD_AFTER_IDLE_S if on else None,
@@ -268,11 +266,9 @@ class LocalLLM:
         self._last_served: Any = self._server  # which copy answered the latest request (`_sync_lean`)
 
     def keep_lean_copy_ready(self, on: bool) -> None:
-        """Whether the one-thread copy loads ahead while the model is idle: on by default
-        where the thread count adapts. A one-shot process (the CLI) turns it off: it would load a copy
-        (0.9 GB, seconds of CPU beside its own experts) that it never uses; it still loads on a busy machine."""
-        from .threads import PRELOAD_AFTER_IDLE_S
-
+        """Whether the one-thread copy loads ahead while the model is idle: on by default where the thread
+        count adapts. A one-shot process (the CLI) turns it off: it would load a copy (0.9 GB, seconds of CPU
+        beside its own experts) that it never uses; it still loads on a busy machine."""
         self._lean.preload_after_idle = PRELOAD_AFTER_IDLE_S if on and self._thread_policy is not None else None
 
     def _load_lean(self) -> Any:
