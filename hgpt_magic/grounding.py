@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .history import media_kind, named_files
+from .text import letters, media_kind, named_files, one_line_quote, quoted_texts
 from .types import GENERATED_RE, Plan, TaskResult
 
 #: Characters of one text result quoted in the answer (a receipt fits; a book does not).
@@ -55,7 +55,6 @@ SUCCESS_WORDS = re.compile(r"\b(?:succeed\w*|successful(?:ly)?|completed?|worked
 PRODUCED_WORDS = re.compile(r"\b(?:produc\w*|generat\w*|creat\w*|saved|output|made|wrote|written)\b", re.IGNORECASE)
 NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(%?)(?!\w)")
 COUNTED = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s+(faces?|people|persons?|objects?)\b", re.IGNORECASE)
-QUOTED = re.compile(r'"([^"\n]+)"|“([^”\n]+)”|«([^»\n]+)»')
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
@@ -96,8 +95,8 @@ def source(task_args: Mapping[str, str]) -> str:
 def _detections(data: Any) -> str | None:
     """ "2 faces, 1 dog" from a detector's `[{"label", "score", "box"}]`; None if it is not that shape
     (an empty list is left to the artifact's own text: "no faces found" says more than "nothing")."""
-    if not data or not isinstance(data, list) or not all(isinstance(d, dict) and "label" in d for d in data):
-        return None
+    if not data or not isinstance(data, list) or not all(isinstance(d, dict) and "label" in d and "box" in d for d in data):
+        return None  # entities and class labels are stated by their own text: the names, not counts of them
     counts: dict[str, int] = {}
     for item in data:
         counts[str(item["label"])] = counts.get(str(item["label"]), 0) + 1
@@ -152,13 +151,20 @@ def produced_files(results: Mapping[int, TaskResult]) -> list[tuple[str, str, st
 
 
 def file_descriptions(results: Mapping[int, TaskResult]) -> list[tuple[str, str, str]]:
-    """(path, what the file is, task type) of every file the run made: "Canny edge map 256x256, ..."."""
-    return [
-        (a.path, a.text or f"{a.kind} file", results[tid].task)
-        for tid in sorted(results)
-        for a in results[tid].artifacts
-        if a.path and results[tid].status == "done"
-    ]
+    """(path, what the file is, task type) of every file the run made: "Canny edge map 256x256, ...". Speech
+    says which text it speaks, so an answer describes the audio that was made, not the one asked for."""
+    found = []
+    for tid in sorted(results):
+        result = results[tid]
+        for a in result.artifacts:
+            if a.path and result.status == "done":
+                text = a.text or f"{a.kind} file"
+                spoken = result.inputs.get("text", "") if a.kind == "audio" else ""
+                if spoken:
+                    spoken = " ".join(spoken.split())
+                    text += f", speaking {one_line_quote(spoken if len(spoken) <= 160 else spoken[:159] + '…')}"
+                found.append((a.path, text, result.task))
+    return found
 
 
 def failures(plan: Plan, results: Mapping[int, TaskResult]) -> list[str]:
@@ -252,20 +258,15 @@ def _check_files(answer: str, request: str, results: Mapping[int, TaskResult]) -
 def _check_quotes(answer: str, request: str, plan: Plan, results: Mapping[int, TaskResult]) -> list[str]:
     """A quoted text is a claim that a result (or the request) says it: "In Spanish: "NO PARQUEO"" when no
     translation ran is made up."""
-    sources = _letters(" ".join([request, *(json.dumps(t.args, ensure_ascii=False) for t in plan)] + [
+    sources = letters(" ".join([request, *(json.dumps(t.args, ensure_ascii=False) for t in plan)] + [
         f"{a.text} {json.dumps(a.data, ensure_ascii=False, default=str)}" for r in results.values() for a in r.artifacts
     ]))
     problems = []
-    for quoted in QUOTED.findall(answer):
-        text = next(q for q in quoted if q)
-        if len(_letters(text)) >= 4 and _letters(text) not in sources:
+    for text in quoted_texts(answer):
+        if len(letters(text)) >= 4 and letters(text) not in sources:
             problems.append(f"quotes a text no result contains: {text!r}")
     return problems
 
-
-def _letters(text: str) -> str:
-    """Letters and digits only, lower case: a quote that adds a comma or drops a full stop still matches."""
-    return re.sub(r"[\W_]+", "", text.lower())
 
 
 def _check_statuses(answer: str, plan: Plan, results: Mapping[int, TaskResult]) -> list[str]:

@@ -10,20 +10,20 @@ look at (`%hugginggpt history`), but `history_block` never puts it in a prompt.
 
 from __future__ import annotations
 
-import mimetypes
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .text import media_kind, named_files, one_line_quote
+
 if TYPE_CHECKING:
     from .types import Run
 
-#: A file name with an extension, with or without folders ("data/sign.png", "/tmp/a b/x.wav" is cut at the space).
-FILE_NAME = re.compile(r"[\w./~:-]*[\w-]\.[A-Za-z0-9]{2,5}\b")
-
 #: Characters of one earlier text kept for the planner: enough for a transcript or a sign, not a document.
 TEXT_CHARS = 300
+
+#: Characters of the latest result repeated at the end of the history (its full text is above).
+LATEST_CHARS = 60
 
 
 @dataclass
@@ -42,7 +42,7 @@ class Resource:
         if self.path:
             return f"- {self.kind} file {self.path} ({self.origin})"
         text = self.text if len(self.text) <= TEXT_CHARS else self.text[: TEXT_CHARS - 1] + "…"
-        return f"- {self.kind} ({self.origin}): {_quoted(text)}"
+        return f"- {self.kind} ({self.origin}): {one_line_quote(text)}"
 
 
 @dataclass
@@ -52,21 +52,6 @@ class Turn:
     request: str
     answer: str = ""
     resources: list[Resource] = field(default_factory=list)
-
-
-def media_kind(name: str) -> str | None:
-    """"image", "audio" or "video" from a file name's extension; None for anything else."""
-    kind = (mimetypes.guess_type(name)[0] or "").split("/")[0]
-    return kind if kind in ("image", "audio", "video") else None
-
-
-def named_files(text: str) -> list[str]:
-    """The media file names written in a text, in order, each once."""
-    found: list[str] = []
-    for name in FILE_NAME.findall(text or ""):
-        if media_kind(name) and name not in found:
-            found.append(name)
-    return found
 
 
 def turn_from_run(run: Run) -> Turn:
@@ -93,7 +78,7 @@ def estimate_tokens(text: str) -> int:
 
 def render_turn(number: int, turn: Turn) -> str:
     """One earlier cell as the planner sees it: the request, then what it named and made."""
-    lines = [f"Request {number}: {_quoted(turn.request)}"]
+    lines = [f"Request {number}: {one_line_quote(turn.request)}"]
     lines += [r.render() for r in turn.resources]
     return "\n".join(lines)
 
@@ -107,8 +92,9 @@ def history_block(history: Sequence[Turn], budget_tokens: int) -> str:
     """The most recent turns that fit the token budget, oldest first, numbered as in the session.
 
     Requests and resources only, never answers (see the module docstring). When not all fit, the first turn
-    kept is a multiple of `DROP_STRIDE` (see there), so up to that many fewer may be kept. Empty when there
-    is no history.
+    kept is a multiple of `DROP_STRIDE` (see there), so up to that many fewer may be kept. The block ends with
+    the latest text result ("that", "it", "what was said" mean it: small models otherwise take the first one
+    listed). Empty when there is no history.
     """
     entries = [render_turn(number, turn) for number, turn in enumerate(history, start=1)]
     costs = [estimate_tokens(entry) for entry in entries]
@@ -120,8 +106,17 @@ def history_block(history: Sequence[Turn], budget_tokens: int) -> str:
     boundary = -(-first // DROP_STRIDE) * DROP_STRIDE  # some were dropped: start at a stride boundary ...
     if first > 0 and boundary < len(entries):  # ... unless that would leave none of those that fit
         first = boundary
-    return "\n".join(entries[first:])
+    return "\n".join(entries[first:] + _latest_result(history))
 
 
-def _quoted(text: str) -> str:
-    return '"' + " ".join(text.split()).replace('"', "'") + '"'
+def _latest_result(history: Sequence[Turn]) -> list[str]:
+    """'Latest result: "..." (request N, task type)': the session's newest text, as one line (or none)."""
+    for number in range(len(history), 0, -1):
+        texts = [r for r in history[number - 1].resources if r.text and not r.path]
+        if texts:
+            latest = texts[-1]
+            text = latest.text if len(latest.text) <= LATEST_CHARS else latest.text[: LATEST_CHARS - 1] + "…"
+            task = latest.origin.split()[-1] if latest.origin.startswith("made by") else latest.origin
+            return [f"Latest result: {one_line_quote(text)} (request {number}, {task})"]
+    return []
+

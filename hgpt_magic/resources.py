@@ -34,6 +34,7 @@ from urllib.parse import urljoin, urlsplit
 
 from . import settings
 from .registry import Registry, default_registry
+from .text import is_url, named_paths, named_urls
 from .types import GENERATED_RE, Plan, Task
 
 #: The most tasks a plan may have: an LLM that asks for more is looping or hostile, not helpful.
@@ -42,18 +43,10 @@ MAX_TASKS = 30
 #: The most bytes `fetch_url` downloads for one argument.
 MAX_FETCH_BYTES = 200 << 20
 
-_URL_RE = re.compile(r"https?://[^\s\"'<>`]+", re.IGNORECASE)
-#: Candidate path tokens in a request: quoted strings, or runs of non-space characters.
-_TOKEN_RE = re.compile(r"\"([^\"\n]+)\"|'([^'\n]+)'|`([^`\n]+)`|([^\s\"'`<>()\[\]{},;]+)")
-_TRAILING = ".,:;!?)]}>"
 
 
 class ResourceError(ValueError):
     """A plan argument names a file or URL the user did not give; the message says which and how to allow it."""
-
-
-def is_url(value: str) -> bool:
-    return value[:8].lower().startswith(("http://", "https://"))
 
 
 def _resolve(value: str, cwd: Path) -> Path | None:
@@ -67,18 +60,6 @@ def _resolve(value: str, cwd: Path) -> Path | None:
         return path.resolve()
     except (OSError, RuntimeError, ValueError):
         return None
-
-
-def _path_tokens(text: str) -> list[str]:
-    """Every word of `text` that could name a file (quoted strings whole, trailing punctuation dropped)."""
-    tokens = []
-    for match in _TOKEN_RE.finditer(text):
-        token = next(g for g in match.groups() if g is not None).strip()
-        if match.group(4) is not None:
-            token = token.rstrip(_TRAILING)
-        if token and ("/" in token or "." in token or token.startswith("~")) and not is_url(token):
-            tokens.append(token)
-    return tokens
 
 
 def _normal_url(url: str) -> str:
@@ -120,9 +101,9 @@ class Allowed:
         if not text:
             return
         self.requests.append(text)
-        for url in _URL_RE.findall(text):
-            self._add_url(url.rstrip(_TRAILING))
-        for token in _path_tokens(text):
+        for url in named_urls(text):
+            self._add_url(url)
+        for token in named_paths(text):
             if (path := _resolve(token, self.cwd)) is not None:
                 self.paths.add(path)
 

@@ -31,12 +31,15 @@ FILE_RE = re.compile(r"(\S+\.(?:png|wav|jpg|mp3))")
 
 
 def plan_reply(*tasks: dict):
-    """A planner reply (callable) in which FILE stands for the first media file named in the request."""
+    """A planner reply (callable) in which FILE stands for the first media file named in the request, FILE2
+    for the second."""
 
     def reply(messages, schema):
-        found = FILE_RE.search(messages[-1]["content"])
+        found = FILE_RE.findall(messages[-1]["content"])
         text = json.dumps({"tasks": list(tasks)})
-        return text.replace("FILE", found.group(1)) if found else text
+        if len(found) > 1:
+            text = text.replace("FILE2", found[1])
+        return text.replace("FILE", found[0]) if found else text
 
     return reply
 
@@ -266,7 +269,7 @@ def test_text_and_numbers_interpolate_unknown_names_and_other_braces_stay(sessio
 
 def test_a_pil_image_and_a_numpy_image_become_files_in_the_run_directory(session):
     session.use(
-        plan_reply(task(0, "image-to-text", image="FILE")), "It is red.",
+        plan_reply(task(0, "image-to-text", image="FILE"), task(1, "image-to-text", image="FILE2")), "It is red.",
     )
     session.shell.user_ns["photo"] = Image.new("RGB", (20, 10), "red")
     session.shell.user_ns["pixels"] = np.zeros((6, 4, 3), dtype=float)
@@ -282,7 +285,8 @@ def test_a_pil_image_and_a_numpy_image_become_files_in_the_run_directory(session
 
 
 def test_audio_as_samples_and_rate_or_ipython_audio_becomes_a_wav_file(session):
-    session.use(plan_reply(task(0, "automatic-speech-recognition", audio="FILE")), "Silence.")
+    session.use(plan_reply(task(0, "automatic-speech-recognition", audio="FILE"),
+                           task(1, "automatic-speech-recognition", audio="FILE2")), "Silence.")
     samples = np.sin(np.linspace(0, 200, 16000))
     session.shell.user_ns["voice"] = (samples, 16000)
     session.shell.user_ns["clip"] = Audio(np.sin(np.arange(4000) / 5), rate=8000)

@@ -82,7 +82,7 @@ def test_plan_error_is_raised_and_the_failed_run_kept(tmp_path):
     with pytest.raises(PlanError) as info:
         hg.run("do something")
     assert info.value.raw == "still none"
-    assert hg.last_run.status == "failed" and "invalid plan" in hg.last_run.error
+    assert hg.last_run.status == "failed" and "Could not work out a plan" in hg.last_run.error
 
 
 def test_failing_respond_call_gives_a_deterministic_summary(tmp_path):

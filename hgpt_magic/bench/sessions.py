@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..history import media_kind, named_files
+from ..text import media_kind, named_files
 from ..types import GENERATED_RE, Run
 from . import data_path, emit, median, table
 from .session_data import make_files

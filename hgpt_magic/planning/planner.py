@@ -16,11 +16,14 @@ from ..history import Turn
 from ..llm import LLM, call_llm
 from ..parsing import NoJSONError, extract_json
 from ..registry import Registry, default_registry
+from ..text import named_files
 from ..types import LLMCall, Plan, Task
+from .context import EarlierTurn
 from .demos import Demo, DemoIndex, default_demos
 from .prompt import demo_reply, request_message, retry_message, system_prompt
-from .repair import EarlierTurn, bridge_types, number_by_position, repair_plan, request_files
+from .repair import repair_plan
 from .schema import POSITIONS, plan_schema
+from .shaping import bridge_types, file_fallback, number_by_position, unused_file_errors
 from .validate import PlanError, plan_errors, topological_order
 
 
@@ -31,6 +34,8 @@ def validate_plan(
     request: str = "",
     earlier: Sequence[str] = (),
     earlier_turns: Sequence[EarlierTurn] = (),
+    *,
+    require_files: bool = True,
 ) -> Plan:
     """An LLM's parsed plan, repaired (`repair.repair_plan`) and checked (`validate.plan_errors`); raises
     `PlanError` with every problem the repairs could not fix.
@@ -39,12 +44,13 @@ def validate_plan(
     folder gets the request's path back, and a media argument that refers to a task of the wrong type
     falls back to the request's only file of that type. `earlier`: the files earlier cells named or made
     (a folder dropped from one of them is given back too); `earlier_turns`: their requests and the texts they
-    made (what a task the request asks for but the plan lacks may read; what a copied request means). A user's own plan is checked without repairs
-    (`draft.Draft`).
+    made (what a task the request asks for but the plan lacks may read; what a copied request means).
+    `require_files`: every media file the request names must be the media argument of some task
+    (`shaping.unused_files`). A user's own plan is checked without repairs (`draft.Draft`).
     """
     registry = registry or default_registry()
     items, repairs = repair_plan(data, registry, request, earlier, earlier_turns)
-    errors = plan_errors(items, registry) or empty_plan_errors(items, request)
+    errors = plan_errors(items, registry) or (unused_file_errors(items, request, registry) if require_files else [])
     if errors:
         raise PlanError(errors, raw)
     tasks = [Task.from_dict(item) for item in items]
@@ -54,25 +60,12 @@ def validate_plan(
     return Plan(tasks=ordered, repairs=repairs, raw=raw)
 
 
-def empty_plan_errors(items: list[Any], request: str) -> list[str]:
-    """A plan with no task for a request that names a media file: the file is there to be worked on.
-
-    Small models copy the empty plans of small-talk demos to requests that sit near them ("what can you
-    do?" next to "describe photo.png"); the LLM is asked again with this reason.
-    """
-    files = [name for names in request_files(request).values() for name in names]
-    if items or not files:
-        return []
-    return [f"the request names {', '.join(files)} {NO_TASK}; plan the tasks the request asks for"]
-
-
-NO_TASK = "but the plan has no task"
 
 
 def session_files_hint(request: str, earlier: Sequence[str]) -> str:
     """The files a plan may use, for the LLM asked again after naming one nobody gave: small models invent
     "portrait.png" for "the photo"; shown the session's files, they pick the right one."""
-    files = list(dict.fromkeys([name for names in request_files(request).values() for name in names] + list(earlier)[::-1]))
+    files = list(dict.fromkeys(named_files(request) + list(earlier)[::-1]))
     if not files:
         return "no file was given in this session: use only texts and <GENERATED>-N references"
     return f"the files you may use: {', '.join(files[:12])} (or <GENERATED>-N for a task's output)"
@@ -158,6 +151,10 @@ class Planner:
     ) -> Plan:
         """Ask the LLM for a plan; validate and repair it; ask once more with the errors if needed.
 
+        At most `retries + 1` LLM calls. After the last, a plan that only leaves a named file unused is
+        completed by code (`shaping.file_fallback`); otherwise `PlanError` says, for the user, that no
+        plan could be worked out, with suggested tasks for the request's files (`PlanError.suggestion`).
+
         `check`: more rules the plan must meet (the session's resource rule: `resources.check_plan`). Its
         problems are sent back like validation errors; a plan that still breaks them after the retry is
         returned as it is, so the caller refuses it with the reasons (nothing runs).
@@ -182,7 +179,10 @@ class Planner:
                 errors = errors + [session_files_hint(request, earlier)]
             except (NoJSONError, PlanError) as exc:
                 errors = exc.errors if isinstance(exc, PlanError) else [str(exc)]
-                if history and any(NO_TASK in e for e in errors):  # "do the same for coffee.png"
+                if check is not None and errors and all(UNUSED_FILE in e for e in errors):
+                    refusals = self._refusals(raw, request, earlier, earlier_turns, check)  # both reasons at once
+                    errors = refusals + errors + ([session_files_hint(request, earlier)] if refusals else [])
+                if history and any(UNUSED_FILE in e for e in errors):  # "do the same for coffee.png"
                     errors = errors + [
                         f"the previous request was {history[-1].request!r}: if this one asks for the same on "
                         "its file, plan those tasks on that file"
@@ -194,26 +194,70 @@ class Planner:
                 ]
         if refused is not None:
             return refused
-        raise PlanError(errors, raw)
+        raise self._no_plan(request, errors, raw)
+
+    def _refusals(self, raw, request, earlier, earlier_turns, check: Callable[[Plan], list[str]]) -> list[str]:
+        """What `check` says of a reply that only leaves a named file unused (an invented file in its place)."""
+        data = extract_json(raw)
+        data = number_by_position(data) if self.compact else data
+        try:
+            plan = validate_plan(data, self.registry, raw=raw, request=request, earlier=earlier,
+                                 earlier_turns=earlier_turns, require_files=False)
+        except PlanError:
+            return []
+        return check(plan)
+
+    def _no_plan(self, request: str, errors: list[str], raw: str) -> PlanError:
+        """The final failure, for a person: what could not be worked out and what to start from."""
+        suggestion, _ = file_fallback([], request, self.registry, self._task_counts)
+        files = named_files(request)
+        if suggestion:
+            offer = "; suggested instead: " + ", ".join(f"{t['task']} on {next(iter(t['args'].values()))}" for t in suggestion)
+        elif files:
+            offer = f"; no task here takes {', '.join(files)}"
+        else:
+            offer = ""
+        tries = "reply was not a valid plan" if self.retries == 0 else f"{self.retries + 1} replies were not valid plans"
+        message = (
+            f"Could not work out a plan for this request: the LLM's {tries} "
+            f"({_short(errors[0]) if errors else 'no reply'}){offer}. Rephrase it, or write the plan yourself in the editor."
+        )
+        return PlanError(errors, raw, message=message, suggestion=suggestion or None)
 
     def _read(
         self, raw: str, request: str, earlier: Sequence[str] = (), earlier_turns: Sequence[EarlierTurn] = (), *, last: bool
     ) -> Plan:
-        """The reply as a validated Plan: parsed, repaired, and bridged where a type gap is left."""
+        """The reply as a validated Plan: parsed, repaired, bridged where a type gap is left, and on the last
+        try given a task for each named file it leaves unused."""
         data = extract_json(raw)
         if self.compact:
             data = number_by_position(data)
+        context = dict(raw=raw, request=request, earlier=earlier, earlier_turns=earlier_turns)
         try:
-            return validate_plan(
-                data, self.registry, raw=raw, request=request, earlier=earlier, earlier_turns=earlier_turns
-            )
-        except PlanError:
-            hops = 2 if last else 1  # the last answer: allow the longer detour
-            bridged, notes = bridge_types(data, self.registry, request, self._task_counts, hops)
-            if not notes:
-                raise
-            plan = validate_plan(  # raises the bridged plan's errors
-                bridged, self.registry, raw=raw, request=request, earlier=earlier, earlier_turns=earlier_turns
-            )
-            plan.repairs = notes + plan.repairs
-            return plan
+            return validate_plan(data, self.registry, **context)
+        except PlanError as exc:
+            first_error = exc
+        hops = 2 if last else 1  # the last answer: allow the longer detour
+        bridged, notes = bridge_types(data, self.registry, request, self._task_counts, hops)
+        if notes:
+            try:
+                plan = validate_plan(bridged, self.registry, **context)
+                plan.repairs = notes + plan.repairs
+                return plan
+            except PlanError as exc:
+                first_error = exc
+        if not last or not all(UNUSED_FILE in e for e in first_error.errors):
+            raise first_error
+        items, repairs = repair_plan(bridged if notes else data, self.registry, request, earlier, earlier_turns)
+        completed, added = file_fallback(items, request, self.registry, self._task_counts)
+        plan = validate_plan(completed, self.registry, require_files=False, **context)  # raises what is left
+        plan.repairs = notes + repairs + added + plan.repairs
+        return plan
+
+
+#: How `shaping.unused_file_errors` words a named file no task takes.
+UNUSED_FILE = "but no task takes it"
+
+
+def _short(error: str, limit: int = 120) -> str:
+    return error if len(error) <= limit else error[: limit - 1] + "…"

@@ -35,7 +35,10 @@ RULES = {
 }
 COMMON_RULES = """- To use the output of task N as an argument, write exactly "<GENERATED>-N"; its output type must match the argument's type.
 - Copy file names, URLs and quoted texts from the request exactly. Image, audio and video arguments are file names or "<GENERATED>-N".
-- Make one task for each step the request asks for, in the order they must run, using only the tasks listed above."""
+- Every file the request names is the input of some task.
+- Make one task for each step the request asks for, in the order they must run, using only the tasks listed above. Add no step it does not ask for.
+- Requests come in any language: plan them as you would the same request in English; keep file names and quoted texts as written.
+- "that", "it", "the total", "what was said" mean the most recent fitting result of the conversation."""
 EMPTY_RULE = '- If the request needs no task (small talk, a question you can answer yourself), reply {"tasks": []}.'
 
 
@@ -48,7 +51,11 @@ def system_prompt(registry: Registry, *, compact: bool = False, allow_empty: boo
 
 def tools_block(registry: Registry) -> str:
     """One line per task type: its signature and what it does, as short as the vocabulary says."""
-    return "\n".join(f"- {t.signature()}: {registry.vocabulary.describe(t.description)}" for t in registry)
+    lines = []
+    for t in registry:
+        line = f"- {t.signature()}: {registry.vocabulary.describe(t.description)}"
+        lines.append(line + (f' (asked as: "{t.asked_as}")' if t.asked_as else ""))
+    return "\n".join(lines)
 
 
 def retry_message(request: str, errors: Sequence[str]) -> str:

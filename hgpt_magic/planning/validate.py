@@ -18,13 +18,20 @@ from ..types import GENERATED_RE, Task
 
 
 class PlanError(ValueError):
-    """The LLM's plan could not be read or repaired. `raw` is the LLM's text, `errors` what was wrong."""
+    """The LLM's plan could not be read or repaired. `raw` is the LLM's text, `errors` what was wrong.
 
-    def __init__(self, errors: list[str], raw: str = ""):
+    `message`, when given, is what the user reads instead of the errors (the planner's final failure: the
+    errors were written for the LLM). `suggestion`: task dicts that a person may start from (a task for each
+    file the request names), or None.
+    """
+
+    def __init__(self, errors: list[str], raw: str = "", *, message: str | None = None,
+                 suggestion: list[dict[str, Any]] | None = None):
         self.errors = list(errors)
         self.raw = raw
+        self.suggestion = suggestion
         shown = "; ".join(self.errors[:3]) + ("; …" if len(self.errors) > 3 else "")
-        super().__init__(f"invalid plan: {shown}")
+        super().__init__(message or f"invalid plan: {shown}")
 
 
 def as_task_list(data: Any) -> list[Any]:

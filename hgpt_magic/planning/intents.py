@@ -1,0 +1,155 @@
+"""Intent rules: a task a request plainly asks for, added when the LLM's plan leaves it out.
+
+The LLM plans; these rules only add. Small models drop the second half of a double request ("read the sign,
+out loud and in Spanish" planned as OCR and speech) more often than they invent one, and a dropped part is
+cheap to put back: the task is known, and what it reads is the plan's own output. No rule ever removes a task
+the LLM planned: wording cannot tell that a step was not wanted, and across languages it is wrong more often
+than right.
+
+The rules are data (a vocabulary's `intent_rules` file, see `prompts/intent_rules.json`): a pattern in several
+languages, examples it must and must not match (each tested), and why it exists. A rule reads the request
+with its file names taken out ("photo.png" is no request for a photo), and each task it adds leaves a note
+naming the rule in `Plan.repairs`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from ..text import named_files, quoted_texts, without_files
+from .context import Context, Items, readable
+
+
+@dataclass(frozen=True)
+class IntentRule:
+    """One rule: `task` is added when `pattern` matches the request (files taken out) and the plan lacks it."""
+
+    name: str
+    task: str
+    pattern: re.Pattern[str]
+    why: str = ""
+    match: tuple[str, ...] = ()
+    no_match: tuple[str, ...] = ()
+    languages: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    def search(self, request: str) -> re.Match[str] | None:
+        return self.pattern.search(without_files(request))
+
+    def slot_values(self, request: str) -> dict[str, str]:
+        """What the named groups of every match fill: group "language" or "language_de" fills slot
+        "language", in English ("ins Französische" -> "French")."""
+        values: dict[str, str] = {}
+        for match in self.pattern.finditer(without_files(request)):
+            for group, found in match.groupdict().items():
+                if found:
+                    slot = group.split("_")[0]
+                    values.setdefault(slot, self.languages.get(found.lower(), found.strip().title()))
+        return values
+
+
+def load_rules(source: Any) -> tuple[IntentRule, ...]:
+    """The rules of an intent-rules JSON file (a path or a packaged resource); none for None."""
+    if source is None:
+        return ()
+    path = Path(source) if isinstance(source, str | Path) else source
+    return _parse(path.read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=8)
+def _parse(text: str) -> tuple[IntentRule, ...]:
+    data = json.loads(text)
+    languages = {k.lower(): v for k, v in data.get("languages", {}).items()}
+    return tuple(
+        IntentRule(
+            rule["name"],
+            rule["task"],
+            re.compile(rule["pattern"], re.IGNORECASE),
+            rule.get("why", ""),
+            tuple(rule.get("examples", {}).get("match", ())),
+            tuple(rule.get("examples", {}).get("no_match", ())),
+            languages,
+        )
+        for rule in data["rules"]
+    )
+
+
+def requested_tasks(items: Items, ctx: Context) -> tuple[Items, list[str]]:
+    """Add each task an intent rule finds asked for but the plan lacks (see the module docstring).
+
+    What the added task reads: a text task takes the text of the task on the file named nearest the rule's
+    words ("..., and read aloud the text in sign.png": the OCR of sign.png, not the face count of the photo
+    named first), else the plan's last text, else the session's latest text, else the request's one quoted
+    text; a task of two texts takes the request's two quotes; a task of one image or audio takes the
+    request's only file of that kind. Nothing is added when nothing in reach can feed it.
+    """
+    rules = load_rules(ctx.registry.vocabulary.intent_rules)
+    if not rules or not ctx.request.strip():  # a user's own draft has no request to judge it by
+        return items, []
+    items, notes = list(items), []
+    for rule in rules:
+        match = rule.search(ctx.request)
+        tasks = readable(items, ctx)
+        if match is None or rule.task not in ctx.registry or any(t.task == rule.task for _, t in tasks):
+            continue
+        if len(tasks) != len(items):
+            continue  # only into a plan every item of which is readable
+        spec = ctx.registry[rule.task]
+        slots = [s for s in spec.inputs if s.required]
+        found = _inputs(rule, match, slots, tasks, ctx)
+        if found is None:
+            continue
+        values, source, producer = found
+        args = {slot.name: value for slot, value in zip(slots, values, strict=True)}
+        for name, value in rule.slot_values(ctx.request).items():
+            if spec.slot(name) is not None:
+                args.setdefault(name, value)
+        new_id = max((t.id for _, t in tasks), default=-1) + 1
+        items = items + [{"task": rule.task, "id": new_id, "dep": [producer] if producer is not None else [], "args": args}]
+        notes.append(f"task {new_id} ({rule.task}) added by intent rule {rule.name!r} ({match.group(0)!r}); it reads {source}")
+    return items, notes
+
+
+def _inputs(rule, match, slots, tasks, ctx) -> tuple[list[str], str, int | None] | None:
+    """(values for the slots, where they come from, the producing task's id) or None when nothing fits."""
+    if not slots:
+        return None
+    quoted = quoted_texts(ctx.request)
+    if any(s.type != "text" for s in slots):  # "the edges of rocket.png": the request's one file of the kind
+        named = ctx.files.get(slots[0].type, [])
+        if len(slots) > 1 or len(named) != 1:
+            return None
+        return named, "the file the request names", None
+    if len(slots) > 1:  # "'I love pizza' versus 'The market fell'": only the request's quotes fill them all
+        return (quoted, "the texts the request quotes", None) if len(quoted) == len(slots) else None
+    text_tasks = [t for _, t in tasks if "text" in ctx.registry[t.task].outputs]
+    producer = _nearest_producer(rule, match, text_tasks, ctx) or (text_tasks[-1] if text_tasks else None)
+    if producer is not None:
+        return [f"<GENERATED>-{producer.id}"], f"the output of task {producer.id} ({producer.task})", producer.id
+    if ctx.earlier_texts:
+        return [ctx.earlier_texts[-1]], "the latest text of this session", None
+    if len(quoted) == 1:
+        return quoted, "the text the request quotes", None
+    return None
+
+
+def _nearest_producer(rule, match, text_tasks, ctx):
+    """The text task that reads the file named nearest the rule's words in the request, if any."""
+    stripped = without_files(ctx.request)
+    words = match.group(0)
+    anchor = ctx.request.find(words) if words in ctx.request else -1
+    if anchor < 0 or stripped == ctx.request:
+        return None
+    files = named_files(ctx.request)
+    if len(files) < 2:
+        return None
+    distance = {name: abs(ctx.request.find(name) - anchor) for name in files}
+    for name in sorted(files, key=distance.__getitem__):
+        for task in text_tasks:
+            if name in task.args.values():
+                return task
+    return None
