@@ -47,7 +47,7 @@ from .planning import PlanError
 from .secrets import SECRET_ENV_VARS, hf_token, mask, mask_secrets
 from .selector import ASK_POLICIES, ask_policy_from_env, no_backend_reason
 from .streaming import AnswerStream
-from .types import Run, TaskResult
+from .types import Plan, Run, Task, TaskResult
 from .widgets import render
 
 
@@ -341,10 +341,11 @@ class HuggingGPTMagics(Magics):
         _check_writable(pipeline.out_dir)
         resources = Resources(pipeline.new_run_dir)
         request = interpolate(text, self.shell.user_ns, resources)
-        run = self._plan(pipeline, request, resources, args.out)
+        respond = not args.no_respond
+        editing = not (args.plan_only or args.auto or self.settings.auto or not self.live())
+        run = self._plan(pipeline, request, resources, args.out, editing=editing, respond=respond)
         if run is None:
             return
-        respond = not args.no_respond
         if args.plan_only:
             display(self._plan_view(pipeline, run))
         elif args.auto or self.settings.auto or not self.live():
@@ -356,15 +357,28 @@ class HuggingGPTMagics(Magics):
             self.last_editor = PlanEditor(pipeline, run, respond=respond)
             display(self.last_editor)
 
-    def _plan(self, pipeline: Pipeline, request: str, resources: Resources, out: str | None) -> Run | None:
-        """Plan and select; publish the Run (`_hgpt`, `--out`). A plan failure is shown, not raised."""
+    def _plan(
+        self, pipeline: Pipeline, request: str, resources: Resources, out: str | None, *,
+        editing: bool = False, respond: bool = True,
+    ) -> Run | None:
+        """Plan and select; publish the Run (`_hgpt`, `--out`). A plan failure is shown, never raised: with
+        the editor, the editor opens on the suggested tasks for the request's files (`PlanError.suggestion`)
+        with one sentence saying what could not be worked out; otherwise that sentence is the cell's output."""
         try:
             run = pipeline.run(request, plan_only=True)
         except PlanError as exc:
             run = pipeline.last_run
             self._publish(run, out, resources)
+            if editing:
+                from .widgets.editor import PlanEditor
+
+                run.plan = Plan([Task.from_dict(t) for t in exc.suggestion or []], repairs=[str(exc)])
+                self.last_editor = PlanEditor(pipeline, run, respond=respond)
+                self.last_editor.tell(str(exc))
+                display(self.last_editor)
+                return None
             raw = f"The LLM replied:\n{exc.raw}" if exc.raw else None
-            display(render.error_view(f"HuggingGPT could not make a valid plan: {exc}", raw))
+            display(render.error_view(str(exc), raw))
             return None
         except (LLMError, ExpertSpecError) as exc:  # a bad spec, a missing key, an unreachable server
             raise UsageError(mask_secrets(str(exc))) from None

@@ -350,9 +350,26 @@ def test_plan_only_shows_the_plan_and_runs_nothing_until_run(session):
 def test_a_plan_failure_is_shown_in_the_output_and_kept_in_hgpt(session):
     session.use("no plan here", "still no plan")
     captured = session.cell("--auto", "do something")
-    assert "could not make a valid plan" in texts(captured)
+    assert "Could not work out a plan for this request" in texts(captured)
+    assert "Plan this request again" not in texts(captured)  # the re-ask was written for the LLM, not the user
     assert "still no plan" in texts(captured)  # the LLM's reply is shown for inspection
     assert session.last.status == "failed"
+
+
+def test_an_llm_that_cannot_plan_opens_the_editor_on_suggested_tasks_without_a_traceback(session, tmp_path):
+    """Two LLM calls at most; then the editor, with a task for each file the request names and one sentence."""
+    from hgpt_magic.widgets.editor import PlanEditor
+
+    session.magics.live_widgets = True
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (8, 8), "blue").save(photo)
+    session.use("I'm sorry, but I can't assist with that request.", "Still sorry.")
+    captured = session.cell("", f"Zeig mir etwas Schönes mit {photo}")
+    editor = session.magics.last_editor
+    assert isinstance(editor, PlanEditor) and [t.args for t in editor.tasks] == [{"image": str(photo)}]
+    assert "Could not work out a plan" in editor.message.value
+    assert "Traceback" not in texts(captured) and all("application/vnd.jupyter.error" not in o.data for o in captured.outputs)
+    assert len(session.last.llm_calls) == 2 and session.experts.calls == []
 
 
 def test_without_auto_the_editor_is_displayed_and_the_magic_returns_before_running(session):

@@ -487,6 +487,10 @@ class PlanEditor:
                 widget.disabled = busy
             row.model.disabled = busy or not self.choices[task_id].candidates
 
+    def tell(self, text: str) -> None:
+        """A sentence for the user under the buttons (what the planner could not work out, say)."""
+        self._say(text, error=True)
+
     def _say(self, text: str, *, error: bool = False) -> None:
         colour = "#b00020" if error else "#333"
         self.message.value = f'<div style="color:{colour}">{render.esc(text)}</div>'
