@@ -18,33 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .registry import Registry, default_registry
 from .text import letters, media_kind, named_files, one_line_quote, quoted_texts
 from .types import GENERATED_RE, Plan, TaskResult
 
 #: Characters of one text result quoted in the answer (a receipt fits; a book does not).
 VALUE_CHARS = 800
 
-#: How each task type's text result is introduced; `{src}` is what the task read.
-LABELS = {
-    "image-to-text": "Text in {src}",
-    "automatic-speech-recognition": "Transcript of {src}",
-    "translation": "Translation",
-    "summarization": "Summary",
-    "text-generation": "Text",
-    "text2text-generation": "Rewritten",
-    "conversational": "Reply",
-    "question-answering": "Answer",
-    "document-question-answering": "Answer from {src}",
-    "visual-question-answering": "Answer about {src}",
-    "text-classification": "Labels",
-    "token-classification": "Entities",
-    "image-classification": "Labels for {src}",
-    "audio-classification": "Labels for {src}",
-    "tabular-classification": "Classes in {src}",
-    "object-detection": "Found in {src}",
-    "image-segmentation": "Regions in {src}",
-    "sentence-similarity": "Similarity",
-}
 
 FAILURE_WORDS = re.compile(
     r"\b(?:fail\w*|unsuccessful|error\w*|unable|cannot|can ?not|could ?n[o']t|could not|did ?n[o']t (?:work|run|succeed)"
@@ -69,6 +49,14 @@ class Fact:
 
     def line(self) -> str:
         return f"{self.label}: {self.value}"
+
+
+def result_label(task: str, registry: Registry | None = None) -> str:
+    """How a task type's text result is introduced ("Text in {src}"), from its declaration."""
+    for known in (registry, default_registry()):
+        if known is not None and task in known and known[task].result_label:
+            return known[task].result_label
+    return f"Result of {task}"
 
 
 def number(value: float) -> str:
@@ -121,14 +109,15 @@ def _value(task: str, text: str, data: Any) -> str:
     return text if len(text) <= VALUE_CHARS else text[: VALUE_CHARS - 1] + "…"
 
 
-def run_facts(plan: Plan, results: Mapping[int, TaskResult]) -> list[Fact]:
-    """The non-file results of the tasks that ran, in plan order, each labelled by what it is."""
+def run_facts(plan: Plan, results: Mapping[int, TaskResult], registry: Registry | None = None) -> list[Fact]:
+    """The non-file results of the tasks that ran, in plan order, each labelled by what it is (its task
+    type's `result_label` in `registry`, else HuggingGPT's)."""
     facts = []
     for task in plan:
         result = results.get(task.id)
         if result is None or result.status != "done":
             continue
-        label = LABELS.get(task.task, f"Result of {task.task}").format(src=source(task.args))
+        label = result_label(task.task, registry).format(src=source(task.args))
         if task.task == "translation" and task.args.get("language"):
             label += f" into {task.args['language']}"
         for artifact in result.artifacts:
@@ -180,16 +169,16 @@ def failures(plan: Plan, results: Mapping[int, TaskResult]) -> list[str]:
     return lines
 
 
-def deterministic_answer(plan: Plan, results: Mapping[int, TaskResult]) -> str:
+def deterministic_answer(plan: Plan, results: Mapping[int, TaskResult], registry: Registry | None = None) -> str:
     """A readable answer from the results alone: facts, files, failures (see `complete`)."""
-    return complete("", plan, results)
+    return complete("", plan, results, registry)
 
 
-def complete(answer: str, plan: Plan, results: Mapping[int, TaskResult]) -> str:
+def complete(answer: str, plan: Plan, results: Mapping[int, TaskResult], registry: Registry | None = None) -> str:
     """`answer` followed by what the code states itself: the facts it does not already quote, the
     produced files and the failures. With an empty `answer`, that is the whole answer."""
     parts = [answer.strip()] if answer.strip() else []
-    facts = [f.line() for f in run_facts(plan, results) if not quotes(answer, f.value)]
+    facts = [f.line() for f in run_facts(plan, results, registry) if not quotes(answer, f.value)]
     if facts:
         parts.append("\n".join(f"- {line}" for line in facts) if len(facts) > 1 or parts else facts[0])
     files = file_descriptions(results)

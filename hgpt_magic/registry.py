@@ -38,6 +38,8 @@ class TaskType:
     `llm_served` marks generative text tasks that the controller LLM itself can do (as in the paper).
     `asked_as`: how people ask for it, in their own words and languages ("make it bigger", "à voix haute"):
     the planner reads it beside the description, so a request worded unlike the demos still finds its task.
+    `result_label`: how the answer introduces its text result ("Text in {src}", `{src}` what it read);
+    empty: "Result of <name>". Files it makes are shown by their media type, so that needs no declaring.
     """
 
     name: str
@@ -46,6 +48,7 @@ class TaskType:
     outputs: tuple[str, ...]
     llm_served: bool = False
     asked_as: str = ""
+    result_label: str = ""
 
     def slot(self, name: str) -> Slot | None:
         for slot in self.inputs:
@@ -115,7 +118,9 @@ class Registry:
         return list(self.types)
 
 
-def _t(name: str, description: str, inputs: str, outputs: str, llm_served: bool = False, asked_as: str = "") -> TaskType:
+def _t(
+    name: str, description: str, inputs: str, outputs: str, llm_served: bool = False, asked_as: str = "", states: str = ""
+) -> TaskType:
     """Compact constructor: inputs as `"name:type, name:type?"` (`?` = optional), outputs as `"text+image"`."""
     slots = []
     for part in filter(None, (p.strip() for p in inputs.split(","))):
@@ -124,7 +129,7 @@ def _t(name: str, description: str, inputs: str, outputs: str, llm_served: bool 
         media = media.rstrip("?")
         assert media in MEDIA_TYPES, media
         slots.append(Slot(slot_name, media, required=not optional))
-    return TaskType(name, description, tuple(slots), tuple(outputs.split("+")), llm_served, asked_as)
+    return TaskType(name, description, tuple(slots), tuple(outputs.split("+")), llm_served, asked_as, states)
 
 
 #: HuggingGPT's task vocabulary: the 24 task types of the model catalogue plus canny-control
@@ -133,50 +138,50 @@ def _t(name: str, description: str, inputs: str, outputs: str, llm_served: bool 
 HUGGINGGPT_TASKS = Registry.of(
     [
         _t("text-classification", "label a text (sentiment, topic)", "text:text", "text",
-           asked_as="is it positive or negative, what tone, which category, ¿es positivo?"),
+           asked_as="is it positive or negative, what tone, which category, ¿es positivo?", states="Labels"),
         _t("token-classification", "find the names in a text: people, places, organisations, dates", "text:text", "text",
-           asked_as="who and which places are mentioned, list the named entities, welche Namen kommen vor"),
+           asked_as="who and which places are mentioned, list the named entities, welche Namen kommen vor", states="Entities"),
         _t("text2text-generation", "rewrite or transform a text (paraphrase, correct)", "text:text", "text", True,
-           asked_as="fix the grammar, rephrase, corrige ce texte"),
+           asked_as="fix the grammar, rephrase, corrige ce texte", states="Rewritten"),
         _t("summarization", "shorten a text keeping its key points", "text:text", "text", True,
-           asked_as="sum it up, the gist, in one sentence, résume, fasse zusammen, resume"),
+           asked_as="sum it up, the gist, in one sentence, résume, fasse zusammen, resume", states="Summary"),
         _t("translation", "translate a text into another language", "text:text, language:text?", "text", True,
-           asked_as="in French, into German, auf Englisch, en español, in italiano, traduis, übersetze"),
+           asked_as="in French, into German, auf Englisch, en español, in italiano, traduis, übersetze", states="Translation"),
         _t("question-answering", "answer a question from a context text (a transcript, a sign, a passage)",
            "text:text, context:text", "text", True,
-           asked_as="how much is the total, do I need an umbrella, what time does it start"),
-        _t("conversational", "reply to a message in a dialogue", "text:text", "text", True),
+           asked_as="how much is the total, do I need an umbrella, what time does it start", states="Answer"),
+        _t("conversational", "reply to a message in a dialogue", "text:text", "text", True, states="Reply"),
         _t("text-generation", "write new text from a prompt", "text:text", "text", True,
-           asked_as="write a poem, a story, an email"),
+           asked_as="write a poem, a story, an email", states="Text"),
         _t("sentence-similarity", "score how similar two texts are", "text1:text, text2:text", "text",
-           asked_as="do they mean the same, compare, ähnlich, parecidos"),
-        _t("tabular-classification", "classify rows of a table given as an image", "image:image", "text"),
+           asked_as="do they mean the same, compare, ähnlich, parecidos", states="Similarity"),
+        _t("tabular-classification", "classify rows of a table given as an image", "image:image", "text", states="Classes in {src}"),
         _t("object-detection", "find objects, people or faces in an image, with boxes, and count them", "image:image",
-           "text+image", asked_as="how many faces, is anyone in it, wie viele Gesichter, cuántas caras, trouve les visages"),
+           "text+image", asked_as="how many faces, is anyone in it, wie viele Gesichter, cuántas caras, trouve les visages", states="Found in {src}"),
         _t("image-classification", "say what an image shows, as labels", "image:image", "text",
-           asked_as="what kind of animal, which breed, what is this object"),
+           asked_as="what kind of animal, which breed, what is this object", states="Labels for {src}"),
         _t("image-to-image", "transform an image: enlarge or sharpen it (super-resolution), restyle or edit it",
            "image:image, text:text?", "image",
            asked_as="make it twice as big, upscale, higher resolution, sharper, agrandis, vergrößere, amplía"),
         _t("image-to-text", "describe an image in words, or read the text in it (OCR)", "image:image", "text",
-           asked_as="what does the sign say, read the text, describe the photo, what is in it, décris, beschreibe, describe"),
+           asked_as="what does the sign say, read the text, describe the photo, what is in it, décris, beschreibe, describe", states="Text in {src}"),
         _t("text-to-image", "draw an image from a description", "text:text", "image",
            asked_as="draw, paint, make a picture of, dessine, zeichne, dibuja"),
         _t("text-to-video", "make a short video from a description", "text:text", "video"),
         _t("visual-question-answering", "answer a question about an image", "image:image, text:text", "text",
-           asked_as="what colour is the car in the photo, is the person smiling"),
+           asked_as="what colour is the car in the photo, is the person smiling", states="Answer about {src}"),
         _t("document-question-answering", "answer a question about a document image", "image:image, text:text", "text",
-           asked_as="when is the invoice due, who signed the letter"),
-        _t("image-segmentation", "split an image into labelled regions", "image:image", "image+text"),
+           asked_as="when is the invoice due, who signed the letter", states="Answer from {src}"),
+        _t("image-segmentation", "split an image into labelled regions", "image:image", "image+text", states="Regions in {src}"),
         _t("depth-estimation", "estimate the depth of each pixel of an image", "image:image", "image"),
         _t("text-to-speech", "read a text aloud as speech audio", "text:text", "audio",
            asked_as="read it aloud, say it, with your voice, dub it, lis à voix haute, lies laut vor, léelo en voz alta"),
         _t("automatic-speech-recognition", "transcribe speech audio into text", "audio:audio", "text",
-           asked_as="what is said in the recording, listen to it, transcris, was wird gesagt, ¿qué dice el audio?"),
+           asked_as="what is said in the recording, listen to it, transcris, was wird gesagt, ¿qué dice el audio?", states="Transcript of {src}"),
         _t("audio-to-audio", "enhance or separate audio (denoise, split voices)", "audio:audio", "audio",
            asked_as="remove the noise, clean up the recording, entrauschen"),
         _t("audio-classification", "label an audio clip (speech or not, sound, emotion)", "audio:audio", "text",
-           asked_as="is there speech in it, what sound is this"),
+           asked_as="is there speech in it, what sound is this", states="Labels for {src}"),
         _t("canny-control", "extract the edge map (Canny edges) of an image", "image:image", "image",
            asked_as="show its edges, outlines, contours, los bordes, die Kanten, les contours"),
     ],

@@ -25,6 +25,7 @@ from .grounding import (
 )
 from .history import Turn, history_block
 from .llm import LLM, OnText, call_llm
+from .registry import Registry
 from .types import LLMCall, Plan, Selection, TaskResult
 
 log = logging.getLogger(__name__)
@@ -41,19 +42,21 @@ not describe the tasks. If something they asked for could not be done, say so pl
 DIRECT_PROMPT = "You are HuggingGPT, a helpful assistant. No tool was needed for this request; answer it directly."
 
 
-def results_for_prompt(plan: Plan, results: Mapping[int, TaskResult]) -> str:
+def results_for_prompt(plan: Plan, results: Mapping[int, TaskResult], registry: Registry | None = None) -> str:
     """The run as the responding LLM reads it: facts, what each file made is (no paths), failures."""
-    lines = [f"- {fact.line()}" for fact in run_facts(plan, results)]
+    lines = [f"- {fact.line()}" for fact in run_facts(plan, results, registry)]
     lines += [f"- {task} made a file shown to the user: {text}" for _, text, task in file_descriptions(results)]
     lines += [f"- could not be done: {line}" for line in failures(plan, results)]
     return "\n".join(lines) or "- nothing"
 
 
-def fallback_answer(request: str, plan: Plan, selection: Selection | None, results: Mapping[int, TaskResult]) -> str:
+def fallback_answer(
+    request: str, plan: Plan, selection: Selection | None, results: Mapping[int, TaskResult], registry: Registry | None = None
+) -> str:
     """The answer when the LLM cannot write one: the run's facts, files and failures."""
     if not len(plan):
         return "No task was needed for this request, and the LLM could not be reached to answer it."
-    return deterministic_answer(plan, results)
+    return deterministic_answer(plan, results, registry)
 
 
 class Responder:
@@ -63,8 +66,9 @@ class Responder:
     resources are the context, never their answers).
     """
 
-    def __init__(self, llm: LLM, *, max_tokens: int = 120, history_tokens: int = 600):
+    def __init__(self, llm: LLM, *, max_tokens: int = 120, history_tokens: int = 600, registry: Registry | None = None):
         self.llm = llm
+        self.registry = registry  # how each task type's result is stated (`TaskType.result_label`)
         self.max_tokens = max_tokens
         self.history_tokens = history_tokens
 
@@ -73,7 +77,7 @@ class Responder:
             context = history_block(history, self.history_tokens)
             context = f"Earlier in this session:\n{context}\n\nRequest: " if context else ""
             return [{"role": "system", "content": DIRECT_PROMPT}, {"role": "user", "content": context + request}]
-        prompt = RESPOND_PROMPT.format(request=request, facts=results_for_prompt(plan, results))
+        prompt = RESPOND_PROMPT.format(request=request, facts=results_for_prompt(plan, results, self.registry))
         return [{"role": "user", "content": prompt}]
 
     def respond(
@@ -89,7 +93,7 @@ class Responder:
     ) -> str:
         """The answer; `on_text` sees the LLM's draft as it is written (the returned text is the checked one)."""
         if len(plan) and not succeeded(results):  # nothing ran: the failures are the whole answer
-            return deterministic_answer(plan, results)
+            return deterministic_answer(plan, results, self.registry)
         messages = self.messages(request, plan, selection, results, history)
         max_tokens = self.max_tokens if len(plan) else max(self.max_tokens, 300)
         try:
@@ -97,20 +101,22 @@ class Responder:
                 self.llm, messages, stage="respond", calls=calls, max_tokens=max_tokens, on_text=on_text
             )
         except Exception:  # any failure of the LLM: the run still gets an answer
-            return fallback_answer(request, plan, selection, results)
+            return fallback_answer(request, plan, selection, results, self.registry)
         sentence = without_preamble(reply.text)
         if not len(plan):
             return sentence or fallback_answer(request, plan, selection, results)
-        return grounded(sentence, request, plan, results)
+        return grounded(sentence, request, plan, results, self.registry)
 
 
-def grounded(sentence: str, request: str, plan: Plan, results: Mapping[int, TaskResult]) -> str:
+def grounded(
+    sentence: str, request: str, plan: Plan, results: Mapping[int, TaskResult], registry: Registry | None = None
+) -> str:
     """The LLM's sentence, if the run does not contradict it, completed with the run's facts."""
     problems = check_answer(sentence, request, plan, results)
     if problems:
         log.warning("the LLM's answer was replaced: %s (it said: %r)", "; ".join(problems), sentence[:300])
-        return deterministic_answer(plan, results)
-    return complete(sentence, plan, results)
+        return deterministic_answer(plan, results, registry)
+    return complete(sentence, plan, results, registry)
 
 
 #: A first line that announces the answer instead of giving it ("The answer to the user's request is:"),
