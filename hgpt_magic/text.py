@@ -119,6 +119,11 @@ def quoted_texts(text: str, min_chars: int = 2) -> list[str]:
     return found
 
 
+def words(text: str) -> set[str]:
+    """The words (3 letters or more) of a text, lower case, any script: for matching requests and descriptions."""
+    return {w for w in re.findall(r"[^\W_]+", (text or "").lower()) if len(w) > 2}
+
+
 def letters(text: str) -> str:
     """Letters and digits only, lower case: a quote that adds a comma or drops a full stop still matches."""
     return re.sub(r"[\W_]+", "", (text or "").lower())

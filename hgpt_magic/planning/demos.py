@@ -16,8 +16,8 @@ from typing import Any
 
 from ..embeddings import cached_embeddings, e5_model, embed
 from ..registry import Registry
+from ..text import words
 from .repair import repair_plan
-from .shaping import words
 from .validate import PlanError, plan_errors
 
 

@@ -8,21 +8,13 @@ from __future__ import annotations
 
 import copy
 import math
-import re
 from typing import Any
 
 from ..registry import Registry, TaskType
-from ..text import media_kind, named_files, without_files
+from ..text import media_kind, named_files, without_files, words
 from ..types import GENERATED_RE, MEDIA_TYPES, Task
 from .context import Items
 from .validate import PlanError, as_task_list, coerce_id, match_task
-
-_WORD = re.compile(r"[a-z0-9]+")
-
-
-def words(text: str) -> set[str]:
-    """The words (3 letters or more) of a text, lower case: for matching requests and descriptions."""
-    return {w for w in _WORD.findall(text.lower()) if len(w) > 2}
 
 
 def number_by_position(data: Any) -> Any:
