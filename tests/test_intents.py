@@ -199,3 +199,18 @@ def test_text_helpers_live_in_one_leaf_module():
     assert copies == []
     text_module = ast.parse((ROOT / "hgpt_magic" / "text.py").read_text(encoding="utf-8"))
     assert not [n for n in ast.walk(text_module) if isinstance(n, ast.ImportFrom) and n.level]  # a leaf
+
+
+def test_planned_speech_wired_to_another_files_result_is_pointed_at_the_file_its_words_name():
+    """Seen with the embedded model: speech of the face count while the request read the sign aloud."""
+    plan, _ = plan_of(
+        "Find the faces in data/astronaut.png, show its edges, and read aloud the text in data/sign.png",
+        [{"task": "object-detection", "args": {"image": "data/astronaut.png"}},
+         {"task": "canny-control", "args": {"image": "data/astronaut.png"}},
+         SIGN, {"task": "text-to-speech", "args": {"text": "<GENERATED>-0"}}],
+    )
+    speech = list(plan)[-1]
+    assert speech.args == {"text": "<GENERATED>-2"} and speech.dep == [2]
+    assert any("instead of task 0" in r for r in plan.repairs)
+    one_file, _ = plan_of("Read data/sign.png aloud", [SIGN, {"task": "text-to-speech", "args": {"text": "<GENERATED>-0"}}])
+    assert not one_file.repairs

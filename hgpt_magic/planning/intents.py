@@ -94,10 +94,12 @@ def requested_tasks(items: Items, ctx: Context) -> tuple[Items, list[str]]:
     for rule in rules:
         match = rule.search(ctx.request)
         tasks = readable(items, ctx)
-        if match is None or rule.task not in ctx.registry or any(t.task == rule.task for _, t in tasks):
-            continue
-        if len(tasks) != len(items):
+        if match is None or rule.task not in ctx.registry or len(tasks) != len(items):
             continue  # only into a plan every item of which is readable
+        if any(t.task == rule.task for _, t in tasks):
+            items, rewired = _rewire(rule, match, items, tasks, ctx)
+            notes += rewired
+            continue
         spec = ctx.registry[rule.task]
         slots = [s for s in spec.inputs if s.required]
         found = _inputs(rule, match, slots, tasks, ctx)
@@ -111,6 +113,31 @@ def requested_tasks(items: Items, ctx: Context) -> tuple[Items, list[str]]:
         new_id = max((t.id for _, t in tasks), default=-1) + 1
         items = items + [{"task": rule.task, "id": new_id, "dep": [producer] if producer is not None else [], "args": args}]
         notes.append(f"task {new_id} ({rule.task}) added by intent rule {rule.name!r} ({match.group(0)!r}); it reads {source}")
+    return items, notes
+
+
+def _rewire(rule, match, items, tasks, ctx) -> tuple[Items, list[str]]:
+    """Point the rule's planned task at the file its words name, when the LLM wired it to another file's
+    result ("find the faces in a.png, and read aloud the text in sign.png": speech of the sign's text, not of
+    the face count). Only a one-text task reading one task's output, in a request naming several files."""
+    spec = ctx.registry[rule.task]
+    slots = [s for s in spec.inputs if s.required]
+    if len(slots) != 1 or slots[0].type != "text":
+        return items, []
+    text_tasks = [t for _, t in tasks if "text" in ctx.registry[t.task].outputs and t.task != rule.task]
+    wanted = _nearest_producer(rule, match, text_tasks, ctx)
+    if wanted is None:
+        return items, []
+    items, notes = [dict(item) for item in items], []
+    for position, task in tasks:
+        value = str(task.args.get(slots[0].name, "")).strip()
+        refs = [ref for _, ref in task.references()]
+        if task.task != rule.task or refs == [wanted.id] or value != f"<GENERATED>-{refs[0] if refs else ''}":
+            continue
+        items[position] = dict(items[position], args={**items[position]["args"], slots[0].name: f"<GENERATED>-{wanted.id}"},
+                               dep=[wanted.id])
+        notes.append(f"task {task.id} ({rule.task}) reads the output of task {wanted.id} ({wanted.task}) instead of "
+                     f"task {refs[0]}: intent rule {rule.name!r} ({match.group(0)!r}) names the file task {wanted.id} reads")
     return items, notes
 
 
