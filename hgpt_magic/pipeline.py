@@ -243,7 +243,8 @@ class HuggingGPT:
         answer is the checked whole, which may differ (a summary when the stream broke, file paths added).
         """
         if self._responder is None:
-            self._responder = Responder(self.llm, registry=self.registry)
+            unserved = [f"{t.name} ({t.description})" for t in self.registry if not self.selector.candidates(t.name, 1)]
+            self._responder = Responder(self.llm, registry=self.registry, unserved=unserved)
         return self._responder.respond(
             request, plan, selection, results, history=self.history, calls=calls, on_text=on_text
         )

@@ -41,6 +41,14 @@ not describe the tasks. If something they asked for could not be done, say so pl
 
 DIRECT_PROMPT = "You are HuggingGPT, a helpful assistant. No tool was needed for this request; answer it directly."
 
+#: Added to the direct prompt when some task types have no model here: a request for one of them (a drawing
+#: offline) gets one honest sentence with the remedy instead of a refusal or a pretended result.
+UNSERVED_NOTE = (
+    " These kinds of task cannot run with the models available here: {tasks}. If the request needs one of "
+    "them, say in one sentence that it cannot be done here and that setting HF_TOKEN (Hugging Face Inference "
+    "Providers) or configuring an endpoint makes it possible; never pretend it was done."
+)
+
 
 def results_for_prompt(plan: Plan, results: Mapping[int, TaskResult], registry: Registry | None = None) -> str:
     """The run as the responding LLM reads it: facts, what each file made is (no paths), failures."""
@@ -66,9 +74,18 @@ class Responder:
     resources are the context, never their answers).
     """
 
-    def __init__(self, llm: LLM, *, max_tokens: int = 120, history_tokens: int = 600, registry: Registry | None = None):
+    def __init__(
+        self,
+        llm: LLM,
+        *,
+        max_tokens: int = 120,
+        history_tokens: int = 600,
+        registry: Registry | None = None,
+        unserved: Sequence[str] = (),
+    ):
         self.llm = llm
         self.registry = registry  # how each task type's result is stated (`TaskType.result_label`)
+        self.unserved = list(unserved)  # "text-to-image (draw an image from a description)", ...
         self.max_tokens = max_tokens
         self.history_tokens = history_tokens
 
@@ -76,7 +93,8 @@ class Responder:
         if not len(plan):
             context = history_block(history, self.history_tokens)
             context = f"Earlier in this session:\n{context}\n\nRequest: " if context else ""
-            return [{"role": "system", "content": DIRECT_PROMPT}, {"role": "user", "content": context + request}]
+            system = DIRECT_PROMPT + (UNSERVED_NOTE.format(tasks="; ".join(self.unserved)) if self.unserved else "")
+            return [{"role": "system", "content": system}, {"role": "user", "content": context + request}]
         prompt = RESPOND_PROMPT.format(request=request, facts=results_for_prompt(plan, results, self.registry))
         return [{"role": "user", "content": prompt}]
 

@@ -226,3 +226,18 @@ def test_an_answer_shown_as_markdown_keeps_its_line_breaks():
 
     shown = answer_view("Text in bakery.png: CORNER BAKERY\nTOTAL 12.70\n\nFiles:\n- a.wav\n- b.png").data
     assert shown == "Text in bakery.png: CORNER BAKERY  \nTOTAL 12.70\n\nFiles:\n- a.wav\n- b.png"
+
+
+def test_a_request_needing_a_task_no_model_serves_gets_the_remedy_in_the_direct_answers_prompt(tmp_path):
+    """Asked for a picture of a bird offline, the embedded model refused with no word on the gap and its remedy."""
+    from hgpt_magic.catalog import Catalog
+    from hgpt_magic.pipeline import HuggingGPT
+    from hgpt_magic.testing import ScriptedLLM, TimedExperts
+
+    llm = ScriptedLLM(['{"tasks": []}', "Drawing needs a remote model here: set HF_TOKEN."])
+    hg = HuggingGPT(llm=llm, experts=[TimedExperts(["image-to-text"])], catalog=Catalog([]), out_dir=tmp_path)
+    run = hg.run("Paint me a bird on a branch")
+    system = llm.requests[1]["messages"][0]["content"]
+    assert "text-to-image (draw an image from a description)" in system and "HF_TOKEN" in system
+    assert "image-to-text" not in system.split("available here:")[1]  # served: not listed
+    assert run.answer.startswith("Drawing needs a remote model")
