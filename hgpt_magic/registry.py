@@ -72,7 +72,9 @@ class Vocabulary:
     each task's description is cut to its first sentence and at most this many characters in the prompt.
     `intent_rules`: a JSON file of intent rules (`planning.intents`): a task a request plainly asks for that the
     LLM left out is added, with a note naming the rule (None: no rules). Each rule carries example requests in
-    several languages that it must and must not match (tested).
+    several languages that it must and must not match (tested). `rules`: more lines for the prompt's rules.
+    `files_feed_tasks`: every media file a request names must be the input of some task (one re-ask, then a
+    task by code: `planning.shaping.file_fallback`).
     """
 
     demos: str | Path | Traversable | None = None
@@ -80,6 +82,8 @@ class Vocabulary:
     allow_empty: bool | None = None
     description_limit: int = 150
     intent_rules: str | Path | Traversable | None = None
+    rules: tuple[str, ...] = ()
+    files_feed_tasks: bool = False
 
     def describe(self, description: str) -> str:
         """The first sentence of a description, cut at `description_limit` characters (TaskBench's run to a
@@ -194,6 +198,13 @@ HUGGINGGPT_TASKS = Registry.of(
         retrieve=None,
         description_limit=200,
         intent_rules=resources.files("hgpt_magic").joinpath("prompts", "intent_rules.json"),
+        rules=(
+            "- Every file the request names is the input of some task. Add no step the request does not ask for.",
+            "- Requests come in any language: plan them as you would the same request in English; keep file names "
+            "and quoted texts as written.",
+            '- "that", "it", "the total", "what was said" mean the latest fitting result of the conversation.',
+        ),
+        files_feed_tasks=True,
     ),
 )
 

@@ -45,11 +45,12 @@ def validate_plan(
     falls back to the request's only file of that type. `earlier`: the files earlier cells named or made
     (a folder dropped from one of them is given back too); `earlier_turns`: their requests and the texts they
     made (what a task the request asks for but the plan lacks may read; what a copied request means).
-    `require_files`: every media file the request names must be the media argument of some task
-    (`shaping.unused_files`). A user's own plan is checked without repairs (`draft.Draft`).
+    `require_files`: where the vocabulary says so (`files_feed_tasks`), every media file the request names must
+    be the media argument of some task (`shaping.unused_files`). A user's own plan is checked without repairs (`draft.Draft`).
     """
     registry = registry or default_registry()
     items, repairs = repair_plan(data, registry, request, earlier, earlier_turns)
+    require_files = require_files and registry.vocabulary.files_feed_tasks
     errors = plan_errors(items, registry) or (unused_file_errors(items, request, registry) if require_files else [])
     if errors:
         raise PlanError(errors, raw)

@@ -35,17 +35,14 @@ RULES = {
 }
 COMMON_RULES = """- To use the output of task N as an argument, write exactly "<GENERATED>-N"; its output type must match the argument's type.
 - Copy file names, URLs and quoted texts from the request exactly. Image, audio and video arguments are file names or "<GENERATED>-N".
-- Every file the request names is the input of some task.
-- Make one task for each step the request asks for, in the order they must run, using only the tasks listed above. Add no step it does not ask for.
-- Requests come in any language: plan them as you would the same request in English; keep file names and quoted texts as written.
-- "that", "it", "the total", "what was said" mean the most recent fitting result of the conversation."""
+- Make one task for each step the request asks for, in the order they must run, using only the tasks listed above."""
 EMPTY_RULE = '- If the request needs no task (small talk, a question you can answer yourself), reply {"tasks": []}.'
 
 
 def system_prompt(registry: Registry, *, compact: bool = False, allow_empty: bool = True) -> str:
     """The static first message: the task list, the reply format and the rules."""
     form = "compact" if compact else "full"
-    rules = [RULES[form], COMMON_RULES] + ([EMPTY_RULE] if allow_empty else [])
+    rules = [RULES[form], COMMON_RULES, *registry.vocabulary.rules] + ([EMPTY_RULE] if allow_empty else [])
     return SYSTEM_PROMPT.format(tasks=tools_block(registry), form=FORMS[form], rules="\n".join(rules))
 
 
