@@ -169,3 +169,15 @@ def test_every_backend_describes_itself_and_expert_errors_say_whether_they_are_f
 
     assert describe_experts([TimedExperts(["summarization"])]) == ["timed (offline)"]
     assert ExpertError("x").fatal is False and AuthError("refused").fatal is True
+
+
+def test_the_readme_is_short_runs_the_ci_test_command_and_links_the_figures():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 150
+    test_command = next(line for line in ci.splitlines() if "python -m pytest" in line)
+    assert test_command in readme.splitlines()  # the README's test command is the one CI runs, byte for byte
+    assert 'pip install ".[local]" && hugginggpt --out out ' in readme
+    for linked in ("docs/benchmarks.md", "docs/architecture.md", "docs/settings.md", "docs/editor.png"):
+        assert linked in readme and (ROOT / linked).is_file(), linked
+    assert "## Figures" in (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")
