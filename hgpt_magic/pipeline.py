@@ -104,7 +104,8 @@ class HuggingGPT:
         """The controller LLM, built (and for `local`, loaded) on first use."""
         with self._llm_lock:
             if self._llm is None:
-                self._llm = make_llm(self._llm_spec)
+                # a shared model server started now readies this session's planner prefix first
+                self._llm = make_llm(self._llm_spec, prefix=lambda: static_planner_prefix(self.registry))
                 if self._selector is not None:
                     self._selector.llm = self._llm  # the selector asks it once it exists
             return self._llm
@@ -394,6 +395,12 @@ def planner_prefix(planner: Planner) -> list[dict[str, str]]:
         system = system_prompt(planner.registry, compact=planner.compact, allow_empty=planner.allow_empty)
         return [{"role": "system", "content": system}]
     return planner.messages("")[:-1]
+
+
+def static_planner_prefix(registry: Registry | None = None) -> list[dict[str, str]]:
+    """The prefix of the planner `HuggingGPT` builds for `registry`, written without an LLM: what a shared model
+    server makes ready before it serves (the server is given it: llm/ knows nothing of planning)."""
+    return planner_prefix(Planner(None, registry))  # type: ignore[arg-type]  # only its messages are read
 
 
 def warm_planner_prefix(llm: LLM, planner: Planner) -> str | None:

@@ -98,8 +98,8 @@ def test_a_server_that_cannot_load_is_reported_and_make_llm_falls_back(tmp_path,
 
 CLIENT = """
 import json, sys
-from hgpt_magic.llm import make_llm
-llm = make_llm("local")
+from hgpt_magic.pipeline import HuggingGPT
+llm = HuggingGPT("local", experts=[]).llm  # the pipeline gives the server its planner's prefix to ready
 reply = llm.chat([{"role": "user", "content": "Say OK."}], max_tokens=4)
 print(json.dumps({"pid": llm.server_pid, "text": reply.text, "repr": repr(llm)}))
 """
@@ -122,7 +122,7 @@ def test_two_processes_share_one_real_server_and_a_stale_file_is_replaced(tmp_pa
     pids = [info["pid"]]
     try:
         assert outs[0]["pid"] == outs[1]["pid"] == info["pid"]  # one server, the stale file replaced
-        assert info["planner_prefix"] == "computed"  # the planner's demos ready in both slots, and saved
+        assert info["prefix"] == "computed"  # the planner's demos ready in both slots, and saved
         assert all(o["text"] for o in outs)
         assert info["api_key"] not in outs[0]["repr"]
         for name in ("HGPT_CACHE", "HGPT_SHARED_SERVER_IDLE"):

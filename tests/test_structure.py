@@ -3,6 +3,7 @@ a cheap top-level import."""
 
 from __future__ import annotations
 
+import ast
 import copy
 import json
 import subprocess
@@ -169,3 +170,112 @@ def test_every_backend_describes_itself_and_expert_errors_say_whether_they_are_f
 
     assert describe_experts([TimedExperts(["summarization"])]) == ["timed (offline)"]
     assert ExpertError("x").fatal is False and AuthError("refused").fatal is True
+
+
+def test_the_readme_is_short_runs_the_ci_test_command_and_links_the_figures():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 150
+    test_command = next(line for line in ci.splitlines() if "python -m pytest" in line)
+    assert test_command in readme.splitlines()  # the README's test command is the one CI runs, byte for byte
+    assert 'pip install ".[local]" && hugginggpt --out out ' in readme
+    for linked in ("docs/benchmarks.md", "docs/architecture.md", "docs/settings.md", "docs/editor.png"):
+        assert linked in readme and (ROOT / linked).is_file(), linked
+    assert "## Figures" in (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")
+
+
+def _imported_modules(path: Path, module: str, modules: set[str]) -> set[str]:
+    """The hgpt_magic modules `path` imports anywhere (top level, inside functions, under TYPE_CHECKING), with
+    relative imports resolved; `from pkg import name` counts as an import of `pkg.name` when that is a module."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names]
+        else:
+            continue
+        for target in targets:
+            while target not in modules and "." in target:  # `import a.b.c` of a name inside a module
+                target = target.rpartition(".")[0]
+            if target in modules and target != module:
+                found.add(target)
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Every module of the package and the package modules it imports."""
+    files = {}
+    for path in (ROOT / "hgpt_magic").rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        files[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return {module: _imported_modules(path, module, set(files)) for module, path in files.items()}
+
+
+def import_circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan's algorithm, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    circles: list[list[str]] = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                group = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    group.append(member)
+                    if member == node:
+                        break
+                if len(group) > 1:
+                    circles.append(sorted(group))
+    return circles
+
+
+def test_the_circle_finder_finds_circles_through_lazy_and_relative_imports(tmp_path):
+    graph = {"p.a": {"p.b"}, "p.b": {"p.c"}, "p.c": {"p.a"}, "p.d": {"p.a"}, "p.e": {"p.e2"}, "p.e2": set()}
+    assert import_circles(graph) == [["p.a", "p.b", "p.c"]]
+    (tmp_path / "one.py").write_text("def f():\n    from .two import g\n    from . import three\n")
+    modules = {"p", "p.one", "p.two", "p.three"}
+    assert _imported_modules(tmp_path / "one.py", "p.one", modules) == {"p.two", "p.three"}
+
+
+def test_no_import_circle_inside_the_package():
+    """Layers import downwards only (llm/ never imports planning or the pipeline; history and grounding do not
+    import each other), lazy imports inside functions included: a circle makes import order matter and hides
+    which layer owns what."""
+    graph = import_graph()
+    assert "hgpt_magic.pipeline" in graph and "hgpt_magic.llm.shared_server" in graph
+    assert "hgpt_magic.llm.base" in graph["hgpt_magic.llm.local"]  # relative imports are resolved
+    assert import_circles(graph) == []
+    for module, imported in graph.items():
+        if module.startswith("hgpt_magic.llm"):
+            assert not {m for m in imported if m.startswith(("hgpt_magic.planning", "hgpt_magic.pipeline"))}, module

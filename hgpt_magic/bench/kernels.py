@@ -75,13 +75,14 @@ def kernel(spec: str) -> int:
     import warnings
 
     from ..llm import make_llm
-    from ..pipeline import warm_planner_prefix
+    from ..pipeline import static_planner_prefix, warm_planner_prefix
     from ..planning import Planner
 
     imported = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        llm = make_llm(spec)  # shared mode: finds or starts the server; else loads the model here
+        # shared mode: finds or starts the server (which readies the planner's prefix first); else loads the model here
+        llm = make_llm(spec, prefix=static_planner_prefix)
     loaded = time.perf_counter()
     planner = Planner(llm)
     warm_planner_prefix(llm, planner)  # as HuggingGPT does when it builds its planner

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from .. import settings
 from .base import LLM, LLMError, LLMReply, OnText, call_llm, response_format, streams
@@ -24,13 +25,16 @@ def default_llm_spec() -> str:
     return settings.LLM.text()
 
 
-def make_llm(spec: str | LLM | None = None) -> LLM:
+def make_llm(spec: str | LLM | None = None, *, prefix: Callable[[], list[dict[str, str]]] | None = None) -> LLM:
     """Turn a spec string into an LLM backend.
 
     - `local`: the embedded model (extra `[local]`); `gguf:/path/model.gguf`: any GGUF on the same runtime
     - `openai:MODEL`: OpenAI, key from OPENAI_API_KEY (OPENAI_BASE_URL respected)
     - `hf:MODEL`: Hugging Face's OpenAI-compatible router, token from HF_TOKEN
     - `http(s)://HOST[:PORT]/v1#MODEL`: any OpenAI-compatible server (key from HGPT_API_KEY if set)
+
+    `prefix`: the static prompt prefix (chat messages, asked for only when needed) that a shared model server
+    this call starts makes ready before it serves; the layer that writes the prompts (the pipeline) gives it.
     """
     if spec is None:
         spec = default_llm_spec()
@@ -38,7 +42,7 @@ def make_llm(spec: str | LLM | None = None) -> LLM:
         return spec
     spec = spec.strip()
     if spec == "local" or spec.startswith("gguf:"):
-        return _local_llm(spec[len("gguf:") :] if spec.startswith("gguf:") else None)
+        return _local_llm(spec[len("gguf:") :] if spec.startswith("gguf:") else None, prefix)
     if spec.startswith("openai:"):
         key = os.environ.get("OPENAI_API_KEY")
         if not key:
@@ -63,7 +67,7 @@ def make_llm(spec: str | LLM | None = None) -> LLM:
     )
 
 
-def _local_llm(path: str | None) -> LLM:
+def _local_llm(path: str | None, prefix: Callable[[], list[dict[str, str]]] | None = None) -> LLM:
     """The embedded model: through the server all kernels share when `HGPT_SHARED_SERVER=1` and one can be
     found or started, else (the default, or when sharing fails, with a warning saying why) loaded in-process."""
     from .local import ensure_gguf, get_local_llm
@@ -75,7 +79,7 @@ def _local_llm(path: str | None) -> LLM:
         from .shared_server import SharedServerError, SharedServerLLM
 
         try:
-            return SharedServerLLM(Path(path).expanduser().resolve() if path else ensure_gguf())
+            return SharedServerLLM(Path(path).expanduser().resolve() if path else ensure_gguf(), prefix=prefix)
         except (SharedServerError, OSError) as exc:
             warnings.warn(f"hgpt-magic: no shared model server ({exc}); loading the model in this process", stacklevel=2)
     return get_local_llm(path)

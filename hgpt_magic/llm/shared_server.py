@@ -12,6 +12,11 @@ exits by itself after `HGPT_SHARED_SERVER_IDLE` seconds without a request, remov
 makes two kernels starting at once start ONE server; a file whose process died, or that names another model
 file, is replaced). It raises `SharedServerError` when that is not possible, and `make_llm` then loads the
 model in-process as before.
+
+What a new server makes ready before it serves (the planner's static prompt prefix, so no kernel's first plan
+computes it) is given by the layer that knows the prompts: `connect(..., prefix=...)` takes a callable returning
+those chat messages (the pipeline passes its planner's); they reach the server process as a private JSON file.
+This module knows nothing of planning.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -99,17 +105,23 @@ def _client(info: dict[str, Any], model_path: Path) -> Any:
     return llm
 
 
+#: Chat messages a new server makes ready before it serves (its prompt-prefix KV state), computed on demand.
+Prefix = Callable[[], list[dict[str, str]]]
+
+
 class SharedServerLLM:
     """The shared server as an LLM that outlives its server: it exits after an idle spell, and the next
-    request finds or starts another (once; a live server's errors are the server's answer)."""
+    request finds or starts another (once; a live server's errors are the server's answer). `prefix`: what a
+    server this client starts makes ready first (see the module docstring)."""
 
     supports_schema = True
 
-    def __init__(self, model_path: Path, start_timeout: float = START_TIMEOUT_S):
+    def __init__(self, model_path: Path, start_timeout: float = START_TIMEOUT_S, *, prefix: Prefix | None = None):
         self.path = model_path
         self._start_timeout = start_timeout
+        self._prefix = prefix
         self._lock = threading.Lock()
-        self._client = connect(model_path, start_timeout=start_timeout)
+        self._client = connect(model_path, start_timeout=start_timeout, prefix=prefix)
         self.name = self._client.name
 
     @property
@@ -122,7 +134,7 @@ class SharedServerLLM:
     def _reconnected(self, dead: Any) -> Any:
         with self._lock:
             if self._client is dead:  # another thread may have reconnected already
-                self._client = connect(self.path, start_timeout=self._start_timeout)
+                self._client = connect(self.path, start_timeout=self._start_timeout, prefix=self._prefix)
             return self._client
 
     def chat(self, messages: list[dict[str, str]], **options: Any) -> Any:
@@ -137,8 +149,9 @@ class SharedServerLLM:
             return self._reconnected(client).chat(messages, **options)  # it exited while we asked
 
 
-def connect(model_path: Path, *, start_timeout: float = START_TIMEOUT_S) -> Any:
-    """An LLM client of the shared server for `model_path`, starting the server if none is live."""
+def connect(model_path: Path, *, start_timeout: float = START_TIMEOUT_S, prefix: Prefix | None = None) -> Any:
+    """An LLM client of the shared server for `model_path`, starting the server if none is live (one that
+    makes `prefix()`'s messages ready before it serves, when given)."""
     from filelock import FileLock, Timeout
 
     file = discovery_file()
@@ -152,30 +165,49 @@ def connect(model_path: Path, *, start_timeout: float = START_TIMEOUT_S) -> Any:
             info = read_live(file, identity)  # another kernel may have started one while we waited
             if info is None:
                 file.unlink(missing_ok=True)  # stale: its process died, or it serves another model file
-                info = _start(file, model_path, identity, start_timeout)
+                info = _start(file, model_path, identity, start_timeout, prefix)
     except Timeout:
         raise SharedServerError(f"another kernel held {file}.lock for {start_timeout:.0f} s") from None
     return _client(info, model_path)
 
 
-def _start(file: Path, model_path: Path, identity: dict[str, Any], timeout: float) -> dict[str, Any]:
+def _start(
+    file: Path, model_path: Path, identity: dict[str, Any], timeout: float, prefix: Prefix | None = None
+) -> dict[str, Any]:
     """Spawn the server detached (it outlives this kernel) and wait until it publishes itself."""
     command = [sys.executable, "-m", "hgpt_magic.llm.shared_server", "--model", str(model_path), "--discovery", str(file)]
+    prefix_file = _write_prefix(file, prefix) if prefix is not None else None
+    if prefix_file is not None:
+        command += ["--prefix", str(prefix_file)]
     log = file.with_suffix(".log")
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SharedServerError(f"the shared model server exited with status {proc.returncode} (see {log})")
-        info = read_live(file, identity) if file.exists() else None
-        if info is not None and info.get("pid") == proc.pid:
-            return info
-        time.sleep(0.1)
-    proc.kill()
-    raise SharedServerError(f"the shared model server did not start within {timeout:.0f} s (see {log})")
+    try:
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise SharedServerError(f"the shared model server exited with status {proc.returncode} (see {log})")
+            info = read_live(file, identity) if file.exists() else None
+            if info is not None and info.get("pid") == proc.pid:
+                return info
+            time.sleep(0.1)
+        proc.kill()
+        raise SharedServerError(f"the shared model server did not start within {timeout:.0f} s (see {log})")
+    finally:
+        if prefix_file is not None:  # read by the server before it publishes; never left behind
+            prefix_file.unlink(missing_ok=True)
+
+
+def _write_prefix(file: Path, prefix: Prefix) -> Path:
+    """`prefix()`'s messages in a private file beside the discovery file (a prompt may quote the user's data)."""
+    messages = prefix()
+    path = file.with_name(f"{file.stem}-prefix-{os.getpid()}.json")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(messages, out)
+    return path
 
 
 # --- the server process ---
@@ -225,19 +257,33 @@ SLOTS = 2
 KERNEL_CONTEXT = 8192
 
 
-def _warm_planner_prefix(llm: Any) -> str:
-    """The default planner's static prefix (its 40 demos) ready in every slot before any kernel connects:
-    restored from the KV file beside the model, else computed once and saved (see `LocalLLM.warm_prefix`)."""
-    from ..pipeline import planner_prefix
-    from ..planning import Planner
-
+def _warm(llm: Any, messages: list[dict[str, str]] | None) -> str:
+    """The prefix the starting kernel gave (the planner's instructions and demos) ready in every slot before
+    any kernel connects: restored from the KV file beside the model, else computed once and saved (see
+    `LocalLLM.warm_prefix`)."""
+    if not messages:
+        return "none given"
     try:
-        return llm.warm_prefix(planner_prefix(Planner(llm)))
+        return llm.warm_prefix(messages)
     except Exception as exc:  # the kernels' first plans compute it instead
         return f"not warmed: {type(exc).__name__}"
 
 
-def serve(model_path: Path, file: Path, idle_s: float) -> None:
+def _read_prefix(path: Path | None) -> list[dict[str, str]] | None:
+    """The messages of a `--prefix` file: a list of {"role", "content"} strings, else None (nothing warmed)."""
+    if path is None:
+        return None
+    try:
+        messages = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    ok = isinstance(messages, list) and all(
+        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in messages
+    )
+    return messages if ok else None
+
+
+def serve(model_path: Path, file: Path, idle_s: float, prefix: list[dict[str, str]] | None = None) -> None:
     from .local import LocalLLM
 
     api_key = secrets.token_urlsafe(24)
@@ -255,7 +301,7 @@ def serve(model_path: Path, file: Path, idle_s: float) -> None:
             return params
 
     llm = SharedModel(model_path, n_ctx=SLOTS * KERNEL_CONTEXT, n_parallel=SLOTS)
-    warmed = _warm_planner_prefix(llm)
+    warmed = _warm(llm, prefix)
     info = {
         "pid": os.getpid(),
         "base_url": llm.base_url,
@@ -263,7 +309,7 @@ def serve(model_path: Path, file: Path, idle_s: float) -> None:
         "api_key": api_key,
         "threads": llm.threads,
         "load_s": round(llm.load_seconds, 2),
-        "planner_prefix": warmed,
+        "prefix": warmed,
         "started": time.time(),
         **model_identity(model_path),
     }
@@ -282,10 +328,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", type=Path, required=True, help="the GGUF file")
     parser.add_argument("--discovery", type=Path, default=None, help=f"where to publish (default: cache/{DISCOVERY_NAME})")
     parser.add_argument("--idle", type=float, default=None, help="exit after this many seconds unused")
+    parser.add_argument("--prefix", type=Path, default=None, help="JSON chat messages to make ready before serving")
     args = parser.parse_args(argv)
     idle = args.idle if args.idle is not None else settings.SHARED_SERVER_IDLE.number()
     threading.current_thread().name = "hgpt-shared-server"
-    serve(args.model, args.discovery or discovery_file(), idle)
+    serve(args.model, args.discovery or discovery_file(), idle, _read_prefix(args.prefix))
 
 
 if __name__ == "__main__":
