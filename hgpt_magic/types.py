@@ -430,13 +430,13 @@ def _capped(value: Any, where: str = "") -> tuple[Any, list[str]]:
 
 def _mark_failed_in_place(path: Path, error: str) -> None:
     """Best effort, when saving failed: mark an earlier run.json `failed` by rewriting it in place,
-    only where the new text fits in the bytes it already has (so it needs no space a full disk lacks)."""
+    only where the new text fits in the blocks it already has (so it needs no space a full disk lacks)."""
     try:
         old = path.read_bytes()
         data = json.loads(old)
         data["status"], data["error"] = "failed", error
         new = json.dumps(data, ensure_ascii=False, default=str).encode("utf-8")
-        if len(new) > len(old):
+        if len(new) > max(len(old), getattr(path.stat(), "st_blocks", 0) * 512):
             return
         with open(path, "r+b") as f:
             f.write(new)
