@@ -25,8 +25,7 @@ from hgpt_magic.executor import Executor, RunInterrupted, TaskEvent
 from hgpt_magic.experts import make_experts
 from hgpt_magic.experts.base import ExpertBackend
 from hgpt_magic.experts.endpoint import Endpoint, EndpointExperts
-from hgpt_magic.llm import LLMError, OpenAICompatibleLLM
-from hgpt_magic.llm import gguf
+from hgpt_magic.llm import LLMError, OpenAICompatibleLLM, gguf
 from hgpt_magic.pipeline import HuggingGPT
 from hgpt_magic.registry import Registry, default_registry
 from hgpt_magic.resources import MAX_TASKS, Allowed, ResourceError, check_plan, fetch_url
