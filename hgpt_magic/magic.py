@@ -319,7 +319,7 @@ class HuggingGPTMagics(Magics):
             try:
                 new = self.factory(llm=key[0], experts=key[1], top_k=self.settings.top_k, out_dir=key[2])
             except ExpertSpecError as exc:
-                raise UsageError(str(exc)) from None
+                raise UsageError(safe_text.terminal(exc)) from None
             if self._pipeline is not None:
                 new.history = self._pipeline.history
                 new.last_run = self._pipeline.last_run
@@ -413,7 +413,7 @@ class HuggingGPTMagics(Magics):
             display(render.error_view(f"HuggingGPT could not make a valid plan: {exc}", raw))
             return None
         except (LLMError, ExpertSpecError) as exc:  # a bad spec, a missing key, an unreachable server
-            raise UsageError(mask_secrets(str(exc))) from None
+            raise UsageError(safe_text.terminal(exc)) from None  # a server's words: masked, no control codes
         self._publish(run, out, resources)
         return run
 

@@ -12,6 +12,7 @@ import base64
 import errno
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -542,3 +543,82 @@ def test_run_json_keeps_a_bounded_part_of_a_huge_value_and_says_what_was_cut(tmp
     assert "plan.tasks[0].args.text: 10,000,000 characters, the first 100,000 kept" in data["cut"]
     assert data["request"].endswith("…[cut by hgpt-magic: 10,000,011 characters]")
     assert Run.load(path).status == "done"
+
+
+# --------------------------------------------------------------------------- 8: the planner's GGUF
+
+
+@pytest.fixture
+def real_gguf(tmp_path, monkeypatch):
+    """The real GGUF joined into a temporary HGPT_CACHE (1.1 GB of disk, a few seconds: run under the lock)."""
+    from hgpt_magic.llm import gguf
+
+    try:
+        gguf.part_files()
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("HGPT_CACHE", str(cache))
+    monkeypatch.delenv("HGPT_GGUF", raising=False)
+    try:
+        yield gguf.ensure_gguf(progress=False)
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+def corrupt(path: Path, offset: int, size: int) -> None:
+    """Random bytes written in place (same size), the file's mtime set back to what it was."""
+    before = path.stat()
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(os.urandom(size))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (before.st_size, before.st_mtime_ns, before.st_ino)
+
+
+@pytest.mark.slow
+def test_a_same_size_corruption_with_its_mtime_restored_is_found_and_rebuilt(real_gguf, capfd, monkeypatch):
+    from hgpt_magic.llm import gguf
+
+    corrupt(real_gguf, gguf.GGUF_SIZE // 2 + 12_345, 4096)
+    capfd.readouterr()
+    assert gguf.ensure_gguf(progress=False) == real_gguf
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not match its recorded sha256" in err[0] and "rebuilding" in err[0], err
+    assert gguf._sha256(real_gguf) == gguf.GGUF_SHA256
+
+    # unchanged, it is checked cheaply: the stat and the sampled blocks, no whole-file hash
+    hashed = []
+    original = gguf._sha256
+    monkeypatch.setattr(gguf, "_sha256", lambda p: hashed.append(p) or original(p))
+    start = time.perf_counter()
+    assert gguf.ensure_gguf(progress=False) == real_gguf and hashed == []
+    assert time.perf_counter() - start < 0.5
+
+    # bytes that rot in a sampled block without touching the stat (the stamp re-recorded as if so)
+    stamp = gguf._stamp_file(real_gguf)
+    sampled = stamp.read_text().split("sampled=")[1].strip()
+    corrupt(real_gguf, 0, 16)  # the header: the first sampled block
+    stamp.write_text(f"{gguf.GGUF_SHA256} {gguf._stat_stamp(real_gguf)} sampled={sampled}\n")
+    assert not gguf._is_ready(real_gguf) and hashed == [real_gguf]  # found by the samples, confirmed whole
+
+
+@pytest.mark.slow
+def test_a_corruption_the_cheap_check_misses_is_found_when_the_load_fails(real_gguf):
+    """Corrupted between the sampled blocks and the stamp re-recorded, the file passes the cheap check;
+    llama.cpp cannot load it, the whole file is hashed, rebuilt with one line, and the model loads."""
+    from hgpt_magic.llm import gguf
+
+    corrupt(real_gguf, gguf.SAMPLE_BYTES + 1024, 4 << 20)  # the metadata, after the header's block
+    gguf._stamp_file(real_gguf).write_text(gguf._stamp(real_gguf) + "\n")
+    assert gguf._is_ready(real_gguf)  # what a stat and samples cannot see
+    code = ("from hgpt_magic.llm.local import LocalLLM\n"
+            "model = LocalLLM(n_ctx=512, threads=2)\n"
+            "print('REPLY', bool(model.chat([{'role': 'user', 'content': 'Say hi.'}], max_tokens=4).text))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0 and "REPLY True" in proc.stdout, proc.stderr[-3000:]
+    said = [line for line in proc.stderr.splitlines() if "hgpt-magic: the cached model" in line]
+    assert len(said) == 1 and "failed to load and does not match its sha256; rebuilding" in said[0]
+    assert gguf._sha256(real_gguf) == gguf.GGUF_SHA256

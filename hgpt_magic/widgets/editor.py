@@ -535,7 +535,7 @@ class PlanEditor:
         return True
 
     def show_export(self) -> None:
-        self.exported.value = self.export()
+        self.exported.value = safe_text.terminal(self.export())  # shown: masked, like every field
         self.exported.layout.display = None
 
     def _work(self, mode: str) -> None:
