@@ -1,8 +1,10 @@
 """The `hugginggpt` command: one request through the four stages, in a terminal.
 
 Exit status: 0 when every task ran, 1 on failure (one line on stderr; `--debug` for the traceback; a plan
-that names a file or URL the request did not is such a failure, refused before anything runs), 2 on usage
-errors (a bad option value, an unknown LLM or experts spec), 130 when interrupted (finished results stay
+that names a file or URL the request did not is such a failure, refused before anything runs, with
+`--plan-only` too), 2 on usage errors, said before any model loads (a bad option value, an unknown LLM or
+experts spec, a broken endpoint configuration, an `--out` that is a file or cannot be written), 130 when
+interrupted (finished results stay
 in the run's `run.json`). The process exits as soon as the run ends: a task blocked in a remote call after
 its timeout or Ctrl-C does not hold it up.
 """
@@ -14,10 +16,11 @@ import math
 import sys
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import __version__
 from .executor import RunInterrupted, TaskEvent
-from .secrets import mask_secrets
+from .safe_text import terminal
 from .streaming import AnswerStream
 from .types import Run
 
@@ -62,7 +65,8 @@ class Printer:
         self.answer_stream = AnswerStream()
 
     def __call__(self, text: str = "") -> None:
-        print(mask_secrets(text), file=self.stream, flush=True)  # a plan or answer may echo a key
+        # a plan or answer may echo a key, or carry terminal control codes from the LLM or an expert
+        print(terminal(text), file=self.stream, flush=True)
 
     def plan(self, run: Run) -> None:
         self(f"LLM: {run.llm}")
@@ -88,7 +92,7 @@ class Printer:
             self()
         new = self.answer_stream.add(piece)
         if new:
-            print(new, end="", file=self.stream, flush=True)
+            print(terminal(new), end="", file=self.stream, flush=True)
 
     def final_answer(self, answer: str) -> None:
         """The checked answer: completes the streamed text, or is printed whole where it differs from it."""
@@ -133,15 +137,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from .experts import ExpertSpecError, describe_experts
     from .llm import LLMError, default_llm_spec, make_llm
-    from .pipeline import HuggingGPT  # after argument parsing: --help stays instant
+    from .pipeline import HuggingGPT, default_out_dir, out_dir_problem  # after parsing: --help stays instant
 
+    problem = out_dir_problem(Path(args.out) if args.out else default_out_dir())
+    if problem:  # said before any model loads (a file given as --out, a read-only folder)
+        parser.error(problem + (" (--out)" if args.out else " ($HGPT_OUT)"))
     llm_spec = args.llm or default_llm_spec()
     try:  # a bad spec is a usage error; the embedded model is not loaded yet (that takes seconds)
         llm = llm_spec if llm_spec == "local" or llm_spec.startswith("gguf:") else make_llm(llm_spec)
         hg = HuggingGPT(llm=llm, experts=args.experts, top_k=args.top_k, out_dir=args.out,
                         task_timeout=args.timeout)
     except (LLMError, ExpertSpecError) as exc:
-        parser.error(mask_secrets(str(exc)))
+        parser.error(terminal(str(exc)))
     run: Run | None = None
     try:
         say(f"LLM: {hg.llm_name} (loading…)" if hg.llm_name == "local" else f"LLM: {hg.llm_name}")
@@ -151,7 +158,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if keep_ready is not None:
             keep_ready(False)  # one request per process: no copy to load ahead for later ones
         say.plan(run)
-        if not args.plan_only:
+        if args.plan_only:  # a plan that would be refused is a failure here too (exit 1), not a plan to show
+            hg.check(run)
+        else:
             say("Running:" if len(run.plan) else "Answering:")
             hg.finish(run, on_event=say.event, on_text=say.answer_piece)
     except RunInterrupted as exc:
@@ -164,11 +173,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # one clear line, no traceback unless asked
         if args.debug:
             traceback.print_exc()
-        print(f"hugginggpt: error: {mask_secrets(str(exc)) or type(exc).__name__}", file=sys.stderr)
+        print(f"hugginggpt: error: {terminal(str(exc)) or type(exc).__name__}", file=sys.stderr)
         return 1
 
     if args.json:
-        print(mask_secrets(run.to_json()))
+        print(terminal(run.to_json()))
     elif not args.plan_only:
         say.final_answer(run.answer or "")
         files = [a.path for a in run.artifacts() if a.path and a.path not in (run.answer or "")]  # the answer lists its own
@@ -184,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing or problems:
         reasons = [f"task {c.task_id}: {c.reason}" for c in missing]
         reasons += [f"task {r.task_id} {r.status}: {r.error}" for r in problems if r.task_id not in {c.task_id for c in missing}]
-        print(f"hugginggpt: error: {'; '.join(reasons)}", file=sys.stderr)
+        print(terminal(f"hugginggpt: error: {'; '.join(reasons)}"), file=sys.stderr)
         return 1
     return 0
 

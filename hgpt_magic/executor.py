@@ -21,7 +21,7 @@ from pathlib import Path
 from .experts.base import ExpertBackend, ExpertContext, ExpertError
 from .llm import LLM
 from .registry import Registry, default_registry
-from .resources import Allowed, ResourceError, fetch_url, is_url, names_resource, refusal
+from .resources import MAX_FETCH_SECONDS, Allowed, ResourceError, fetch_url, is_url, names_resource, refusal
 from .secrets import mask_secrets
 from .types import GENERATED_RE, MEDIA_TYPES, Artifact, Attempt, Plan, Selection, Task, TaskResult
 
@@ -68,8 +68,8 @@ def resolve_inputs(
             raise InputError(refusal(task, name, value))
         if media == "text":
             resolved[name] = GENERATED_RE.sub(lambda m: _output_of(results[int(m.group(1))], "text"), value)
-        else:
-            resolved[name] = _existing_file(value, media)
+        else:  # the very file that was checked: relative to the request's directory, not today's cwd
+            resolved[name] = _existing_file(value, media, allowed.cwd if allowed is not None else None)
     return resolved
 
 
@@ -85,10 +85,12 @@ def _output_of(result: TaskResult, media: str) -> str:
     raise InputError(f"task {result.task_id} ({result.task}) produced no {media} output")
 
 
-def _existing_file(value: str, media: str) -> str:
+def _existing_file(value: str, media: str, cwd: Path | None = None) -> str:
     if value.startswith(("http://", "https://", "data:")):
         return value  # remote backends take URLs as they are
     path = Path(value).expanduser()
+    if cwd is not None and not path.is_absolute():
+        path = cwd / path
     if not path.is_file():
         raise InputError(f"{media} file not found: {value}")
     if media == "audio" and path.suffix.lower() == ".wav" and _wav_frames(path) == 0:
@@ -377,7 +379,8 @@ class Executor:
         for name, value in inputs.items():
             slot = spec.slot(name) if spec else None
             if slot is not None and slot.type != "text" and is_url(value):
-                fetched[name] = str(fetch_url(value, self.allowed, ctx.run_dir, timeout=min(self.timeout, 60.0)))
+                fetched[name] = str(fetch_url(value, self.allowed, ctx.run_dir, timeout=min(self.timeout, 60.0),
+                                                 deadline=min(self.timeout, MAX_FETCH_SECONDS)))
         return fetched
 
     def _next_deadline(self, running) -> float:

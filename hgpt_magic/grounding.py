@@ -251,7 +251,7 @@ def _check_quotes(answer: str, request: str, plan: Plan, results: Mapping[int, T
         f"{a.text} {json.dumps(a.data, ensure_ascii=False, default=str)}" for r in results.values() for a in r.artifacts
     ]))
     problems = []
-    for text in quoted_texts(answer):
+    for text in quoted_texts(answer, backticks=False):
         if len(letters(text)) >= 4 and letters(text) not in sources:
             problems.append(f"quotes a text no result contains: {text!r}")
     return problems

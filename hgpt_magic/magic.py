@@ -29,7 +29,7 @@ import time
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
@@ -38,16 +38,18 @@ from IPython.display import display
 from traitlets import Bool, Enum, Int, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
+from . import safe_text
 from .draft import missing_files
 from .executor import RunInterrupted, TaskEvent
 from .experts import ExpertSpecError
 from .llm import LLMError, default_llm_spec
 from .pipeline import HuggingGPT as Pipeline
+from .pipeline import out_dir_problem
 from .planning import PlanError
 from .secrets import SECRET_ENV_VARS, hf_token, mask, mask_secrets
 from .selector import ASK_POLICIES, ask_policy_from_env, no_backend_reason
 from .streaming import AnswerStream
-from .types import Plan, Run, Task, TaskResult
+from .types import Plan, Run, RunNotSaved, Task, TaskResult
 from .widgets import render
 
 
@@ -85,14 +87,9 @@ class HuggingGPT(Configurable):
 
 def _check_writable(folder: Path) -> None:
     """An out_dir that cannot be written is a setting to fix, said before any model is loaded."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".hgpt-write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise UsageError(f"cannot write run directories in {folder}: {exc.strerror or exc}; set "
-                         "%config HuggingGPT.out_dir (or $HGPT_OUT) to a folder you can write") from None
+    problem = out_dir_problem(folder)
+    if problem:
+        raise UsageError(f"{problem}; set %config HuggingGPT.out_dir (or $HGPT_OUT) to a folder you can write")
 
 
 # --------------------------------------------------------------------------- {name} interpolation
@@ -116,23 +113,72 @@ class Resources:
         return self.dir / f"{name}{suffix}"
 
 
-def interpolate(text: str, namespace: Mapping[str, Any], resources: Resources) -> str:
-    """Replace `{name}` by the variable's value as text, or by the path of the media file it was saved to.
+class Request(NamedTuple):
+    """A cell's request after `{name}` interpolation, in two forms.
 
-    Unknown names and other braces stay as they are; `{{name}}` is a literal `{name}`.
+    `text` is what the LLM reads: every variable's value. `given` is what the user gave as their own:
+    their words, with each variable that *is* a resource (a path, a URL, an image or audio saved to a
+    file) by its value, and each variable that holds text (a scraped page, a transcript) left as `{name}`.
+    Files and URLs a plan may touch are read from `given` only, so text inside a variable is data: a path
+    or URL it mentions does not become the user's word (resources.py).
     """
 
-    def replace(match: re.Match) -> str:
-        if match.group(1):
-            return "{" + match.group(1) + "}"
-        name = match.group(2)
-        if name not in namespace:
-            warnings.warn(f"{{{name}}} is not a notebook variable, so it stays as typed; write {{{{{name}}}}} "
-                          "for literal braces", stacklevel=2)
-            return match.group(0)
-        return as_text(name, namespace[name], resources)
+    text: str
+    given: str
 
-    return _NAME_RE.sub(replace, text)
+
+def interpolate_request(text: str, namespace: Mapping[str, Any], resources: Resources) -> Request:
+    """Replace `{name}` by the variable's value as text, or by the path of the media file it was saved to;
+    see `Request` for the two forms. Unknown names and other braces stay as they are; `{{name}}` is a
+    literal `{name}`."""
+    request: list[str] = []
+    given: list[str] = []
+    last = 0
+    for match in _NAME_RE.finditer(text):
+        request.append(text[last:match.start()])
+        given.append(text[last:match.start()])
+        last = match.end()
+        name = match.group(1) or match.group(2)
+        if match.group(1):
+            shown = own = "{" + name + "}"
+        elif name not in namespace:
+            warnings.warn(f"{{{name}}} is not a notebook variable, so it stays as typed; write {{{{{name}}}}} "
+                          "for literal braces", stacklevel=3)
+            shown = own = match.group(0)
+        else:
+            shown = as_text(name, namespace[name], resources)
+            own = shown if is_resource(namespace[name]) else "{" + name + "}"
+        request.append(shown)
+        given.append(own)
+    request.append(text[last:])
+    given.append(text[last:])
+    return Request("".join(request), "".join(given))
+
+
+def interpolate(text: str, namespace: Mapping[str, Any], resources: Resources) -> str:
+    """The request the LLM reads (`interpolate_request(...).text`)."""
+    return interpolate_request(text, namespace, resources).text
+
+
+def is_resource(value: Any) -> bool:
+    """Whether a variable *is* a resource rather than text: a `Path`; a string that is one whole URL or
+    path (no white space; a slash, a dot or a leading `~`); or an image or audio object (`as_text` saves
+    it to a file). Anything else is text, and text in a variable is data, whatever it mentions."""
+    if isinstance(value, Path):
+        return True
+    if isinstance(value, str):
+        word = value.strip()
+        return (bool(word) and len(word) <= 4096 and not any(c.isspace() for c in word)
+                and ("/" in word or "." in word or word.startswith("~")))
+    pil = sys.modules.get("PIL.Image")
+    np = sys.modules.get("numpy")
+    display_mod = sys.modules.get("IPython.display")
+    return bool(
+        (pil is not None and isinstance(value, pil.Image))
+        or (np is not None and isinstance(value, np.ndarray))
+        or (isinstance(value, tuple) and len(value) == 2 and np is not None and isinstance(value[0], np.ndarray | list))
+        or (display_mod is not None and isinstance(value, display_mod.Audio | display_mod.Image))
+    )
 
 
 def as_text(name: str, value: Any, resources: Resources) -> str:
@@ -273,7 +319,7 @@ class HuggingGPTMagics(Magics):
             try:
                 new = self.factory(llm=key[0], experts=key[1], top_k=self.settings.top_k, out_dir=key[2])
             except ExpertSpecError as exc:
-                raise UsageError(str(exc)) from None
+                raise UsageError(safe_text.terminal(exc)) from None
             if self._pipeline is not None:
                 new.history = self._pipeline.history
                 new.last_run = self._pipeline.last_run
@@ -340,7 +386,7 @@ class HuggingGPTMagics(Magics):
         pipeline.select_policy = self.settings.select
         _check_writable(pipeline.out_dir)
         resources = Resources(pipeline.new_run_dir)
-        request = interpolate(text, self.shell.user_ns, resources)
+        request = interpolate_request(text, self.shell.user_ns, resources)
         respond = not args.no_respond
         editing = not (args.plan_only or args.auto or self.settings.auto or not self.live())
         run = self._plan(pipeline, request, resources, args.out, editing=editing, respond=respond)
@@ -358,14 +404,14 @@ class HuggingGPTMagics(Magics):
             display(self.last_editor)
 
     def _plan(
-        self, pipeline: Pipeline, request: str, resources: Resources, out: str | None, *,
+        self, pipeline: Pipeline, request: Request, resources: Resources, out: str | None, *,
         editing: bool = False, respond: bool = True,
     ) -> Run | None:
         """Plan and select; publish the Run (`_hgpt`, `--out`). A plan failure is shown, never raised: with
         the editor, the editor opens on the suggested tasks for the request's files (`PlanError.suggestion`)
         with one sentence saying what could not be worked out; otherwise that sentence is the cell's output."""
         try:
-            run = pipeline.run(request, plan_only=True)
+            run = pipeline.run(request.text, plan_only=True, given=request.given)
         except PlanError as exc:
             run = pipeline.last_run
             self._publish(run, out, resources)
@@ -381,7 +427,7 @@ class HuggingGPTMagics(Magics):
             display(render.error_view(str(exc), raw))
             return None
         except (LLMError, ExpertSpecError) as exc:  # a bad spec, a missing key, an unreachable server
-            raise UsageError(mask_secrets(str(exc))) from None
+            raise UsageError(safe_text.terminal(exc)) from None  # a server's words: masked, no control codes
         self._publish(run, out, resources)
         return run
 
@@ -400,7 +446,8 @@ class HuggingGPTMagics(Magics):
         """A plan that names a missing input file is a user error: say so before running anything."""
         problems = pipeline.resource_problems(run.plan) + missing_files(list(run.plan), pipeline.registry)
         if problems:
-            raise UsageError(problems[0] + ("" if len(problems) == 1 else f" (and {len(problems) - 1} more)"))
+            first = safe_text.terminal(problems[0])  # it quotes the LLM's values
+            raise UsageError(first + ("" if len(problems) == 1 else f" (and {len(problems) - 1} more)"))
 
     def _check_out_name(self, name: str) -> None:
         """`--out print` would shadow a builtin, `--out df` overwrite the user's data: both are refused."""
@@ -431,7 +478,7 @@ class HuggingGPTMagics(Magics):
                 handle.update(table())
             if event.kind == "finished":
                 for note in event.result.fallbacks():  # which backend really answered
-                    print(f"task {event.result.task_id}: {note}")
+                    print(safe_text.terminal(f"task {event.result.task_id}: {note}"))
                 for shown in render.result_displays(event.result):
                     display(shown)
 
@@ -444,6 +491,9 @@ class HuggingGPTMagics(Magics):
             )
         except RunInterrupted:
             display(render.error_view(f"Interrupted: finished results are kept in {run.run_dir}/run.json"))
+            return run
+        except RunNotSaved as exc:  # a full disk: the run is failed, said in one line
+            display(render.error_view(f"HuggingGPT: {exc}"))
             return run
         states.update(run.results)
         if handle is not None:

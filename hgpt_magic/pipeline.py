@@ -13,6 +13,7 @@ its LLM lazily, so creating it is cheap and the embedded model loads on the firs
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -31,11 +32,28 @@ from .resources import Allowed, ResourceError, check_plan
 from .responder import Responder
 from .secrets import mask_secrets
 from .selector import Selector, check_ask_policy
-from .types import Candidate, LLMCall, Plan, Run, Selection, TaskResult
+from .types import Candidate, LLMCall, Plan, Run, RunNotSaved, Selection, TaskResult
 
 
 def default_out_dir() -> Path:
     return Path(settings.OUT.text())
+
+
+def out_dir_problem(folder: Path) -> str | None:
+    """Why run directories cannot go in `folder` (it is a file, or cannot be made or written), or None.
+
+    Checked by the CLI and the magic before any model loads: a bad folder is a setting to fix, not a
+    failure to find after planning."""
+    if folder.exists() and not folder.is_dir():
+        return f"{folder} is a file, not a folder for run directories"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".hgpt-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        return f"cannot write run directories in {folder}: {exc.strerror or exc}"
+    return None
 
 
 class PlanRefused(PlanError, ResourceError):
@@ -171,9 +189,13 @@ class HuggingGPT:
 
     # ------------------------------------------------------------------ the four stages
 
-    def plan(self, request: str, *, calls: list[LLMCall] | None = None) -> Plan:
-        """Stage 1: the task graph for `request`, given the session's history. Raises `PlanError`."""
-        self.allowed.add_request(request)  # what the user names, the plan may use
+    def plan(self, request: str, *, calls: list[LLMCall] | None = None, given: str | None = None) -> Plan:
+        """Stage 1: the task graph for `request`, given the session's history. Raises `PlanError`.
+
+        `given`: the request as the user gave it, where that differs from what the LLM reads (the magic
+        leaves the text of `{var}` data out of it: see `magic.Request`); files and URLs a plan may use are
+        read from it."""
+        self.allowed.add_request(request if given is None else given)  # what the user names, the plan may use
         return self.planner.plan(request, self.history, calls=calls, check=self.resource_problems)
 
     def resource_problems(self, plan: Plan) -> list[str]:
@@ -261,8 +283,10 @@ class HuggingGPT:
         stop: threading.Event | None = None,
         on_event: Callable[[TaskEvent], None] | None = None,
         on_text: OnText | None = None,
+        given: str | None = None,
     ) -> Run:
-        """Plan, select, execute and respond (`on_text`: the answer's text as it streams, see `respond`). The `Run` is also kept in `self.last_run`.
+        """Plan, select, execute and respond (`on_text`: the answer's text as it streams, see `respond`;
+        `given`: see `plan`). The `Run` is also kept in `self.last_run`.
 
         Raises `PlanError` if no valid plan can be had (the failed `Run` is in `last_run`), and
         `RunInterrupted` on Ctrl-C, with the partial `Run`, finished results included, as `.run`.
@@ -271,7 +295,7 @@ class HuggingGPT:
         self.last_run = run
         try:
             with _timed(run, "plan"):
-                run.plan = self.plan(request, calls=run.llm_calls)
+                run.plan = self.plan(request, calls=run.llm_calls, given=given)
             run.llm = self.llm.name
             if not plan_only:  # the editor shows the refusals on the rows instead; `finish` checks again
                 self.check(run)
@@ -335,12 +359,14 @@ class HuggingGPT:
             exc = RunInterrupted(run.results)
             exc.run = run
             raise exc from None
+        except RunNotSaved:
+            raise  # the run is failed already, with the one line that says why
         except BaseException as exc:
             run.status, run.error = "failed", mask_secrets(f"{type(exc).__name__}: {exc}")
             raise
         finally:
             if run.run_dir is not None:
-                run.save(Path(run.run_dir) / "run.json")
+                run.save(Path(run.run_dir) / "run.json")  # RunNotSaved (one line) when the disk is full
         return run
 
     def remember(self, turn: Turn, *, replacing: Turn | None = None) -> Turn:
@@ -433,7 +459,13 @@ class _Saver:
             return
         start = time.perf_counter()
         self.run.results = dict(results)
-        self.run.save(Path(self.run.run_dir) / "run.json")
+        try:
+            self.run.save(Path(self.run.run_dir) / "run.json")
+        except RunNotSaved:
+            if final:
+                raise
+            self.next_at = float("inf")  # the disk is full: the tasks finish, the final save says so
+            return
         now = time.perf_counter()
         self.next_at = now + 20 * (now - start)
 

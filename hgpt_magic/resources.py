@@ -8,7 +8,8 @@ document through a `{var}`). So a file or URL argument runs only when the user g
 - under a folder the user opened up (`HuggingGPT(allow_paths=...)`, `$HGPT_ALLOW_PATHS`);
 - accepted by the user (an edit in the plan editor, or the editor's explicit "accept": `accept(value)`).
 
-Paths are compared after `~`, `..` and symlinks are resolved, relative ones against the working directory,
+Paths are compared after `~`, `..` and symlinks are resolved, relative ones against the working directory
+of the request that named them (and the executor reads the same resolved path),
 so `~/.ssh/id_rsa`, `photos/../../.ssh/id_rsa` and a symlink to it are all the same refused file. Text
 written by a task (an OCR result, a transcript) never widens the set: only the user does.
 
@@ -27,6 +28,7 @@ import os
 import re
 import socket
 import ssl
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +45,9 @@ MAX_TASKS = 30
 #: The most bytes `fetch_url` downloads for one argument.
 MAX_FETCH_BYTES = 200 << 20
 
+#: The most seconds one `fetch_url` may take in all (redirects and a slow body included): a server that
+#: trickles a byte a second never trips a per-read timeout, so the whole fetch has a deadline.
+MAX_FETCH_SECONDS = 120.0
 
 
 class ResourceError(ValueError):
@@ -76,6 +81,8 @@ class Allowed:
     """
 
     cwd: Path = field(default_factory=Path.cwd)
+    #: whether `cwd` follows the working directory (`%cd`) at each request; False when a cwd was given
+    follow_cwd: bool = True
     paths: set[Path] = field(default_factory=set)
     folders: list[Path] = field(default_factory=list)
     urls: set[str] = field(default_factory=set)
@@ -86,7 +93,7 @@ class Allowed:
     @classmethod
     def for_session(cls, allow_paths: Iterable[str | Path] | str | None = None, cwd: str | Path | None = None) -> Allowed:
         """A fresh set: only the folders in `allow_paths` and `$HGPT_ALLOW_PATHS` (os.pathsep-separated)."""
-        allowed = cls(cwd=Path(cwd).resolve() if cwd is not None else Path.cwd())
+        allowed = cls(cwd=Path(cwd).resolve() if cwd is not None else Path.cwd(), follow_cwd=cwd is None)
         if isinstance(allow_paths, str | Path):
             allow_paths = [allow_paths]
         env = [p for p in settings.ALLOW_PATHS.text().split(os.pathsep) if p.strip()]
@@ -97,7 +104,16 @@ class Allowed:
     # ------------------------------------------------------------------ what the user gives
 
     def add_request(self, text: str) -> None:
-        """Everything a request names (as typed, after `{var}` interpolation) is the user's word."""
+        """Everything a request names (as typed, with the `{var}`s that are files or URLs) is the user's word.
+
+        Relative names resolve against the working directory of now, the moment the user names them, and
+        that directory stays the one this request's plan is checked and read against (`cwd`): a `%cd`
+        between naming a file and running the plan cannot swap in another file of the same name."""
+        if self.follow_cwd:
+            try:
+                self.cwd = Path.cwd()
+            except OSError:  # the working directory was removed: keep the last one
+                pass
         if not text:
             return
         self.requests.append(text)
@@ -129,6 +145,10 @@ class Allowed:
             self.hosts.add(host.lower())
 
     # ------------------------------------------------------------------ the check
+
+    def resolve(self, value: str) -> Path | None:
+        """The absolute file `value` names, as `allows` checks it (relative to `cwd`); what a task reads."""
+        return _resolve(value.strip(), self.cwd)
 
     def allows(self, value: str) -> bool:
         """Whether a file or URL argument came from the user (see the module docstring)."""
@@ -243,14 +263,17 @@ class _PinnedHTTPS(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
 
 
-def fetch_url(url: str, allowed: Allowed, dest_dir: str | Path, *, timeout: float = 30.0, max_redirects: int = 5) -> Path:
+def fetch_url(url: str, allowed: Allowed, dest_dir: str | Path, *, timeout: float = 30.0, max_redirects: int = 5,
+              deadline: float = MAX_FETCH_SECONDS) -> Path:
     """Download a URL the user gave into `dest_dir`; the one way the pipeline fetches anything a plan names.
 
     Refuses a URL the user did not give, a redirect to a non-public address the user did not give, and
-    more than `MAX_FETCH_BYTES`. The file name is stable per URL, so a re-run reuses its inputs.
+    more than `MAX_FETCH_BYTES`. `timeout` bounds each connect and read, `deadline` the whole fetch.
+    The file name is stable per URL, so a re-run reuses its inputs.
     """
     if not allowed.allows(url):
         raise ResourceError(f"{url!r} is a URL you did not give in a request")
+    ends = time.monotonic() + deadline
     current = url
     for _ in range(max_redirects + 1):
         parts = urlsplit(current)
@@ -259,7 +282,10 @@ def fetch_url(url: str, allowed: Allowed, dest_dir: str | Path, *, timeout: floa
         https = parts.scheme.lower() == "https"
         port = parts.port or (443 if https else 80)
         address = vetted_address(parts.hostname, port, allowed)
-        conn = (_PinnedHTTPS if https else _PinnedHTTP)(parts.hostname, port, address, timeout)
+        left = ends - time.monotonic()
+        if left <= 0:
+            raise ResourceError(f"cannot fetch {url}: it took longer than {deadline:g} s")
+        conn = (_PinnedHTTPS if https else _PinnedHTTP)(parts.hostname, port, address, min(timeout, left))
         try:
             path = parts.path or "/"
             conn.request("GET", path + (f"?{parts.query}" if parts.query else ""),
@@ -273,7 +299,10 @@ def fetch_url(url: str, allowed: Allowed, dest_dir: str | Path, *, timeout: floa
                 continue
             if response.status != 200:
                 raise ResourceError(f"{url}: the server answered HTTP {response.status}")
-            data = response.read(MAX_FETCH_BYTES + 1)
+            data = _read_until(response, conn, ends, deadline, url)
+        except TimeoutError:
+            raise ResourceError(f"cannot fetch {url}: it took longer than {deadline:g} s"
+                                if time.monotonic() >= ends - 0.05 else f"cannot fetch {url}: timed out") from None
         except OSError as exc:
             raise ResourceError(f"cannot fetch {url}: {exc}") from None
         finally:
@@ -287,6 +316,25 @@ def fetch_url(url: str, allowed: Allowed, dest_dir: str | Path, *, timeout: floa
         dest.write_bytes(data)
         return dest
     raise ResourceError(f"{url}: more than {max_redirects} redirects")
+
+
+def _read_until(response: http.client.HTTPResponse, conn: http.client.HTTPConnection, ends: float,
+                deadline: float, url: str) -> bytes:
+    """The body, read in chunks until `ends` (monotonic time); at most `MAX_FETCH_BYTES` + 1 bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= MAX_FETCH_BYTES:
+        left = ends - time.monotonic()
+        if left <= 0:
+            raise ResourceError(f"cannot fetch {url}: it took longer than {deadline:g} s ({size:,} bytes read)")
+        if conn.sock is not None:
+            conn.sock.settimeout(min(conn.timeout or left, left))
+        chunk = response.read1(min(1 << 16, MAX_FETCH_BYTES + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 __all__ = ["MAX_TASKS", "Allowed", "ResourceError", "check_plan", "fetch_url", "is_url", "names_resource", "refusal", "resource_args"]

@@ -17,13 +17,51 @@ from typing import Any
 #: Environment variables that may hold secrets.
 SECRET_ENV_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "OPENAI_API_KEY", "HGPT_API_KEY")
 
+#: Token shapes masked wherever text is shown or saved. The provider shapes follow the detectors of
+#: Yelp's detect-secrets (https://github.com/Yelp/detect-secrets, Apache-2.0, `detect_secrets/plugins/`:
+#: aws, github_token, slack, jwt, private_key, stripe, sendgrid, gitlab_token, pypi_token, npm),
+#: written out here rather than depended on: that package brings PyYAML and requests for its scanner,
+#: and only its patterns are wanted. A pattern with a group keeps that group (a label) and masks the rest.
 _TOKEN_PATTERNS = [
-    re.compile(r"hf_[A-Za-z0-9]{8,}"),
-    re.compile(r"sk-[A-Za-z0-9_\-]{8,}"),
+    re.compile(r"hf_[A-Za-z0-9]{8,}"),  # Hugging Face
+    re.compile(r"sk-[A-Za-z0-9_\-]{8,}"),  # OpenAI (sk-, sk-proj-, ...)
+    re.compile(r"(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9_]{20,}"),  # GitHub classic, OAuth, app tokens
+    re.compile(r"github_pat_[A-Za-z0-9_]{20,}"),  # GitHub fine-grained tokens
+    re.compile(r"glpat-[A-Za-z0-9_\-]{20,}"),  # GitLab
+    re.compile(r"(?:A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA)[0-9A-Z]{16}"),  # AWS access key id
+    re.compile(r"(?i)(aws.{0,20}?(?:key|pwd|pw|password|pass|token).{0,20}?[\"'=:\s])[0-9a-zA-Z/+]{40}"),  # AWS secret
+    re.compile(r"(?i)xox[abposr]-(?:[0-9]+-)*[a-z0-9\-]{6,}"),  # Slack tokens
+    re.compile(r"(?i)https://hooks\.slack\.com/services/T[A-Za-z0-9_]+/B[A-Za-z0-9_]+/[A-Za-z0-9_]+"),  # Slack webhook
+    re.compile(r"(?:r|s)k_live_[0-9a-zA-Z]{24,}"),  # Stripe
+    re.compile(r"SG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}"),  # SendGrid
+    re.compile(r"pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_\-]{50,}"),  # PyPI upload tokens
+    re.compile(r"npm_[A-Za-z0-9]{36}"),  # npm
+    re.compile(r"AIza[0-9A-Za-z_\-]{35}"),  # Google API keys
+    re.compile(r"-----BEGIN[A-Z ]{0,30} PRIVATE KEY(?: BLOCK)?-----(?:.*?-----END[A-Z ]{0,30} PRIVATE KEY(?: BLOCK)?-----|[^\n]*(?:\n[A-Za-z0-9+/=]+)*)",
+               re.DOTALL),  # PEM / OpenSSH / PGP private keys, the whole block when its end is there
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-~+/=]{8,}"),
-    re.compile(r"(?i)((?:api[_-]?key|token|authorization)[\"']?\s*[:=]\s*[\"']?)[A-Za-z0-9._\-~+/=]{12,}"),
+    re.compile(r"(?i)((?:api[_-]?key|token|authorization|secret|password)[\"']?\s*[:=]\s*[\"']?)[A-Za-z0-9._\-~+/=]{12,}"),
     re.compile(r"(://)[^/\s:@]+:[^/\s@]+(?=@)"),  # user:password@ in URLs
 ]
+
+#: A JSON Web Token: `eyJ` (base64 of '{"') header and payload, and a signature (detect-secrets' jwt).
+#: Masked only when its first two parts really decode to JSON, so ordinary words starting eyJ stay.
+_JWT = re.compile(r"eyJ[A-Za-z0-9_\-=]+\.[A-Za-z0-9_\-=]+\.?[A-Za-z0-9_\-.+/=]*")
+
+
+def _is_jwt(token: str) -> bool:
+    import base64
+    import json
+
+    parts = token.split(".")
+    try:
+        for part in parts[:2]:
+            data = part.rstrip("=")
+            json.loads(base64.urlsafe_b64decode(data + "=" * (-len(data) % 4)).decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return len(parts) >= 2
+
 
 #: Secrets registered by backends at run time (tokens read from a file or passed as arguments).
 _REGISTERED: set[str] = set()
@@ -97,6 +135,8 @@ def mask_secrets(text: Any, *extra: str | Secret | None) -> str:
         text = text.replace(secret, "***")
     for pattern in _TOKEN_PATTERNS:
         text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + "***", text)
+    if "eyJ" in text:
+        text = _JWT.sub(lambda m: "***" if _is_jwt(m.group(0)) else m.group(0), text)
     return text
 
 

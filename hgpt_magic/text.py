@@ -109,10 +109,13 @@ def without_files(text: str) -> str:
     return " ".join(text.split())
 
 
-def quoted_texts(text: str, min_chars: int = 2) -> list[str]:
-    """The texts a request quotes ('good morning', "hello", “hi”, «salut»), file names aside."""
+def quoted_texts(text: str, min_chars: int = 2, *, backticks: bool = True) -> list[str]:
+    """The texts a request quotes ('good morning', "hello", “hi”, «salut»), file names aside. `backticks=False`
+    leaves out `code` (in Markdown it is formatting, not a quotation)."""
     found = []
     for groups in QUOTED.findall(text or ""):
+        if groups[2] and not backticks:
+            continue
         value = next(g for g in groups if g)
         if len(value) >= min_chars and not media_kind(value):
             found.append(value)

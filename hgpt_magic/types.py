@@ -367,15 +367,79 @@ class Run:
 
     def save(self, path: str | Path) -> Path:
         """Write the run as JSON atomically (a crash mid-write leaves the old file intact), secrets masked
-        (an answer or a task output that echoes a key must not reach the disk)."""
+        (an answer or a task output that echoes a key must not reach the disk), each text value cut to
+        `MAX_SAVED_CHARS` with a note (a 10 MB argument is kept once, in memory, not four times on disk).
+
+        When the file cannot be written (a full disk, a folder that went read-only), the run ends
+        `failed` with one line saying so, no `.tmp` is left, an earlier run.json is marked failed in
+        place where that needs no new space, and `RunNotSaved` is raised with that line.
+        """
         from .secrets import mask_secrets
 
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(mask_secrets(self.to_json()), encoding="utf-8")
-        tmp.replace(path)
+        data, cut = _capped(self.to_dict())
+        if cut:
+            data["cut"] = cut
+        try:
+            tmp.write_text(mask_secrets(json.dumps(data, indent=2, ensure_ascii=False, default=str)), encoding="utf-8")
+            tmp.replace(path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            self.status, self.error = "failed", f"cannot save {path}: {exc.strerror or exc}"
+            _mark_failed_in_place(path, self.error)
+            raise RunNotSaved(self.error) from None
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> Run:
         return cls.from_json(Path(path).read_text(encoding="utf-8"))
+
+
+#: The most characters of one text value that run.json keeps (a request, an argument, an output).
+MAX_SAVED_CHARS = 100_000
+
+
+class RunNotSaved(OSError):
+    """run.json could not be written; the message is one line that says where and why."""
+
+
+def _capped(value: Any, where: str = "") -> tuple[Any, list[str]]:
+    """`value` with every string longer than `MAX_SAVED_CHARS` cut (the cut marked in the text), and a
+    note per cut value saying where it was and how long (what run.json's `cut` lists)."""
+    if isinstance(value, str):
+        if len(value) <= MAX_SAVED_CHARS:
+            return value, []
+        note = f"{where or 'value'}: {len(value):,} characters, the first {MAX_SAVED_CHARS:,} kept"
+        return value[:MAX_SAVED_CHARS] + f"…[cut by hgpt-magic: {len(value):,} characters]", [note]
+    if isinstance(value, dict):
+        out, notes = {}, []
+        for key, item in value.items():
+            out[key], more = _capped(item, f"{where}.{key}" if where else str(key))
+            notes += more
+        return out, notes
+    if isinstance(value, list | tuple):
+        out_list, notes = [], []
+        for i, item in enumerate(value):
+            capped, more = _capped(item, f"{where}[{i}]")
+            out_list.append(capped)
+            notes += more
+        return out_list, notes
+    return value, []
+
+
+def _mark_failed_in_place(path: Path, error: str) -> None:
+    """Best effort, when saving failed: mark an earlier run.json `failed` by rewriting it in place,
+    only where the new text fits in the blocks it already has (so it needs no space a full disk lacks)."""
+    try:
+        old = path.read_bytes()
+        data = json.loads(old)
+        data["status"], data["error"] = "failed", error
+        new = json.dumps(data, ensure_ascii=False, default=str).encode("utf-8")
+        if len(new) > max(len(old), getattr(path.stat(), "st_blocks", 0) * 512):
+            return
+        with open(path, "r+b") as f:
+            f.write(new)
+            f.truncate(len(new))
+    except (OSError, ValueError):
+        pass

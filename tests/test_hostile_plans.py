@@ -25,8 +25,7 @@ from hgpt_magic.executor import Executor, RunInterrupted, TaskEvent
 from hgpt_magic.experts import make_experts
 from hgpt_magic.experts.base import ExpertBackend
 from hgpt_magic.experts.endpoint import Endpoint, EndpointExperts
-from hgpt_magic.llm import LLMError, OpenAICompatibleLLM
-from hgpt_magic.llm import local as local_llm
+from hgpt_magic.llm import LLMError, OpenAICompatibleLLM, gguf
 from hgpt_magic.pipeline import HuggingGPT
 from hgpt_magic.registry import Registry, default_registry
 from hgpt_magic.resources import MAX_TASKS, Allowed, ResourceError, check_plan, fetch_url
@@ -498,31 +497,31 @@ def small_gguf(tmp_path, monkeypatch):
     whole = b"".join(p.read_bytes() for p in parts)
     import hashlib
 
-    monkeypatch.setattr(local_llm, "GGUF_SIZE", len(whole))
-    monkeypatch.setattr(local_llm, "GGUF_SHA256", hashlib.sha256(whole).hexdigest())
-    monkeypatch.setattr(local_llm, "part_files", lambda: parts)
+    monkeypatch.setattr(gguf, "GGUF_SIZE", len(whole))
+    monkeypatch.setattr(gguf, "GGUF_SHA256", hashlib.sha256(whole).hexdigest())
+    monkeypatch.setattr(gguf, "part_files", lambda: parts)
     monkeypatch.setenv("HGPT_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("HGPT_GGUF", raising=False)
     return whole
 
 
 def test_the_gguf_is_verified_once_then_checked_by_its_stamp(small_gguf, monkeypatch):
-    path = local_llm.ensure_gguf(progress=False)
+    path = gguf.ensure_gguf(progress=False)
     assert path.read_bytes() == small_gguf
     hashed = []
-    original = local_llm._sha256
-    monkeypatch.setattr(local_llm, "_sha256", lambda p: hashed.append(p) or original(p))
-    assert local_llm.ensure_gguf(progress=False) == path and hashed == []  # unchanged: a stat, no hash
+    original = gguf._sha256
+    monkeypatch.setattr(gguf, "_sha256", lambda p: hashed.append(p) or original(p))
+    assert gguf.ensure_gguf(progress=False) == path and hashed == []  # unchanged: a stat, no hash
 
 
 def test_a_gguf_corrupted_in_place_is_detected_and_rebuilt(small_gguf):
-    path = local_llm.ensure_gguf(progress=False)
+    path = gguf.ensure_gguf(progress=False)
     with open(path, "r+b") as f:  # random bytes in the middle, same size
         f.seek(100_000)
         f.write(os.urandom(50_000))
     assert path.read_bytes() != small_gguf
-    assert not local_llm._is_ready(path)
-    assert local_llm.ensure_gguf(progress=False).read_bytes() == small_gguf
+    assert not gguf._is_ready(path)
+    assert gguf.ensure_gguf(progress=False).read_bytes() == small_gguf
 
 
 # --------------------------------------------------------------------------- 7. clear errors for the rest

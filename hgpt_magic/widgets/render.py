@@ -8,7 +8,6 @@ notebook saved to static HTML, and a terminal IPython. No widget library is impo
 from __future__ import annotations
 
 import base64
-import html
 import io
 import json
 import mimetypes
@@ -18,6 +17,7 @@ from typing import Any
 
 from IPython.display import Audio, Image, Markdown, Video
 
+from .. import safe_text
 from ..drawing import draw_boxes
 from ..types import GENERATED_RE, Artifact, Choice, Run, Selection, Task, TaskResult
 
@@ -29,15 +29,20 @@ STATE_WORDS = {"pending": "queued"}
 
 
 def esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+    """Text from anywhere (the LLM, an expert, a plan) for HTML: escaped, secrets masked, control codes
+    dropped (`safe_text.html`). Every piece of text in this module's HTML goes through here."""
+    return safe_text.html(value)
 
 
 class Rich:
-    """A value that shows as HTML in notebooks and as plain text in terminals and `repr`."""
+    """A value that shows as HTML in notebooks and as plain text in terminals and `repr`.
+
+    `html_text` must be built from `esc`-aped pieces; `text` may be raw: it is made safe here
+    (`safe_text.terminal`: secrets masked, terminal control codes dropped)."""
 
     def __init__(self, html_text: str, text: str):
         self.html = html_text
-        self.text = text
+        self.text = safe_text.terminal(text)
 
     def _repr_html_(self) -> str:
         return self.html
@@ -223,8 +228,10 @@ def error_view(message: str, details: str | None = None) -> Rich:
 
 def answer_view(answer: str) -> Markdown:
     """The answer as Markdown, its line breaks kept: a receipt read line by line, or "Text in x: ..." above
-    "Translation: ...", would otherwise run together into one paragraph."""
-    return Markdown(hard_line_breaks(answer))
+    "Translation: ...", would otherwise run together into one paragraph. The answer is untrusted text
+    (it quotes OCR'd signs and transcripts): its formatting renders, raw HTML and script links do not
+    (`safe_text.markdown`)."""
+    return Markdown(hard_line_breaks(safe_text.markdown(answer)))
 
 
 def hard_line_breaks(text: str) -> str:
