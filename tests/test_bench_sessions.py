@@ -258,3 +258,34 @@ def test_every_shipped_suite_is_well_formed_and_as_large_as_its_kind_needs():
     assert suite_problems(english) == ["s: lang 'German' is not a two-letter language code",
                                        "2 requests in other languages than English, fewer than 30",
                                        "requests in 2 other languages than English, fewer than 3"]
+
+
+def test_the_cli_runs_the_chosen_suite_and_part_and_refuses_a_broken_suite(tmp_path, monkeypatch, capsys):
+    sessions = [
+        {"id": "greet/imperative", "family": "greet", "requests": [
+            {"text": "Translate 'hello world' into Spanish", "tasks": ["translation"], "facts": ["hola"]}]},
+        {"id": "greet/question", "family": "greet", "requests": [
+            {"text": "How is 'hello world' said in Spanish?", "tasks": ["translation"], "facts": ["hola"]}]},
+        {"id": "thanks/imperative", "family": "thanks", "requests": [{"text": "Say thanks"}]},
+    ]
+    suite = split_suite({"files": {}, "sessions": sessions}, seed=3, share=0.5)
+    held = {s["split"] for s in suite["sessions"] if family(s) == "greet"}.pop()
+    path = tmp_path / "suite.json"
+    path.write_text(json.dumps(suite), encoding="utf-8")
+    plan = plan_json(("translation", {"text": "hello world"}))
+    llm = ScriptedLLM([lambda messages, schema: plan if schema else "Hola mundo."] * 12)
+    monkeypatch.setattr("hgpt_magic.bench.load_llm", lambda spec, threads=None: llm)
+    monkeypatch.chdir(tmp_path)
+    details = tmp_path / "rows.jsonl"
+    assert bench_main(["sessions", "--suite", str(path), "--experts", "llm", "--details", str(details),
+                       "--quiet", "--split", held]) == 0
+    figures = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert list(figures["parts"]) == [f"{path}/{held}"]
+    part = figures["parts"][f"{path}/{held}"]
+    assert part["requests"] == 2 and part["held"] == 1.0 and part["sessions"] == 2
+    assert [json.loads(line)["split"] for line in details.read_text().splitlines()] == [held, held]
+
+    path.write_text(json.dumps({**suite, "sessions": [*suite["sessions"], {"id": "x", "requests": [
+        {"text": "Read {data}/nowhere.png"}]}]}), encoding="utf-8")
+    assert bench_main(["sessions", "--suite", str(path), "--experts", "llm", "--quiet"]) == 2
+    assert "x: {data}/nowhere.png is not in the suite's files" in capsys.readouterr().err
