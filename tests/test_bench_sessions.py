@@ -289,3 +289,16 @@ def test_the_cli_runs_the_chosen_suite_and_part_and_refuses_a_broken_suite(tmp_p
         {"text": "Read {data}/nowhere.png"}]}]}), encoding="utf-8")
     assert bench_main(["sessions", "--suite", str(path), "--experts", "llm", "--quiet"]) == 2
     assert "x: {data}/nowhere.png is not in the suite's files" in capsys.readouterr().err
+
+
+def test_a_made_file_fact_needs_a_file_this_run_made():
+    state = SessionState(named={"data/memo.wav"})
+    tasks = [Task(0, "text-to-speech", args={"text": "hello"})]
+    results = {0: TaskResult(0, "text-to-speech", status="done",
+                             artifacts=[Artifact("audio", "speech", path="runs/r1/task0-text-to-speech-ab12.wav")])}
+    spec = {"tasks": ["text-to-speech"], "facts": ["{made}.wav"]}
+    assert kinds_failed(check_request(spec, a_run(tasks, results, "Spoken: runs/r1/task0-text-to-speech-ab12.wav"),
+                                      state)) == []
+    assert kinds_failed(check_request(spec, a_run(tasks, results, "I read data/memo.wav aloud."), state)) == ["facts"]
+    assert kinds_failed(check_request({**spec, "facts": ["{made}.png"]}, a_run(
+        tasks, results, "Spoken: runs/r1/task0-text-to-speech-ab12.wav"), state)) == ["facts"]

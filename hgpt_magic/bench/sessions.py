@@ -9,7 +9,8 @@ This bench runs suites of sessions on real files (made by `session_data`) and ch
 - unrequested: no task outside the required and allowed ones (`"allow": [...]`)
 - files:       every file argument was named by a request of the session or made by one of its runs
 - speech:      text-to-speech is given text meant for people, not raw data (boxes, JSON)
-- facts:       the answer states each expected fact (`"facts": ["15.70", "one|1 face"]`, any spelling given)
+- facts:       the answer states each expected fact (`"facts": ["15.70", "one|1 face"]`, any spelling given);
+               `{made}.wav` is the name of a .wav file this run made (naming the input file does not count)
 - stale:       the answer repeats no fact of an earlier request that this run did not produce itself (a
                request answered without tasks answers from the session's history, so there only the
                request's `"absent"` facts count)
@@ -70,6 +71,9 @@ MIN_OTHER_LANGUAGES = 3
 
 #: The folder name a request's `{data}` stands for (relative: as a notebook next to its data writes it).
 DATA_DIR = "data"
+
+#: A fact that stands for a file this run made: `{made}.png` holds when the answer names one of its .png files.
+MADE = "{made}"
 
 #: Shorter facts ("1", "no") are too common to call a repeat of them stale.
 STALE_MIN_CHARS = 4
@@ -161,13 +165,20 @@ def check_request(spec: Mapping[str, Any], run: Run, state: SessionState) -> lis
     checks.append(_check_files(run, state))
     checks += _check_speech(run)
     answer = run.answer or ""
+    made = [Path(a.path).name for r in run.results.values() for a in r.artifacts if a.path]
     for fact in spec.get("facts", []):
-        found = any(_contains(answer, alt) for alt in _alternatives(fact))
+        found = any(_states(answer, alt, made) for alt in _alternatives(fact))
         checks.append(Check("facts", found, "" if found else f"missing {fact!r}"))
     checks.append(_check_stale(spec, run, state))
     if len(run.plan):
         checks.append(_check_status(run))
     return checks
+
+
+def _states(answer: str, fact: str, made: Sequence[str]) -> bool:
+    if fact.startswith(MADE):
+        return any(name.endswith(fact[len(MADE) :]) and name in answer for name in made)
+    return _contains(answer, fact)
 
 
 def _check_files(run: Run, state: SessionState) -> Check:
@@ -407,7 +418,7 @@ def _run_request(hg: Any, session_id: str, spec: Mapping[str, Any], state: Sessi
         row.statuses = [run.results[t.id].status if t.id in run.results else "not run" for t in run.plan]
     row.checks = check_request(spec, run, state)
     state.made |= {a.path for r in run.results.values() for a in r.artifacts if a.path}
-    state.earlier_facts += [alt for fact in spec.get("facts", []) for alt in _alternatives(fact)]
+    state.earlier_facts += [alt for fact in spec.get("facts", []) for alt in _alternatives(fact) if not alt.startswith(MADE)]
     return row
 
 
