@@ -500,8 +500,8 @@ def readable(figures: Mapping[str, Any]) -> str:
     rows.append(("stale answers", *(p["stale_answers"] for p in parts.values())))
     languages = sorted({lang for p in parts.values() for lang in p.get("by_language", {})})
     for lang in languages:
-        rows.append((f"requests in {lang}", *(cell(p["by_language"][lang]["held"], p["by_language"][lang]["requests"])
-                                              if lang in p.get("by_language", {}) else "-" for p in parts.values())))
+        rows.append((f"requests in {lang}", *(_language_cell(p["by_language"][lang]) if lang in p.get("by_language", {})
+                                              else "-" for p in parts.values())))
     lines = [table(rows, ["check: share held (failed)", *names])]
     for name, p in parts.items():
         lines.append(
@@ -510,9 +510,11 @@ def readable(figures: Mapping[str, Any]) -> str:
             f"{p['seconds_per_request'] or 0:.1f} s per request (median {p['median_seconds_per_request'] or 0:.1f} s)"
         )
         lines += [f"  skipped {s}" for s in p["skipped_sessions"]]
-    if languages:
-        lines.append("(requests in a language: share held (requests))")
     return "\n".join(lines)
+
+
+def _language_cell(figures: Mapping[str, Any]) -> str:
+    return f"{figures['held']:.3f} of {figures['requests']} req"
 
 
 def row_from_json(data: Mapping[str, Any]) -> RequestRow:
