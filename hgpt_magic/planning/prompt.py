@@ -36,7 +36,10 @@ RULES = {
 COMMON_RULES = """- To use the output of task N as an argument, write exactly "<GENERATED>-N"; its output type must match the argument's type.
 - Copy file names, URLs and quoted texts from the request exactly. Image, audio and video arguments are file names or "<GENERATED>-N".
 - Make one task for each step the request asks for, in the order they must run, using only the tasks listed above."""
-EMPTY_RULE = '- If the request needs no task (small talk, a question you can answer yourself), reply {"tasks": []}.'
+EMPTY_RULE = (
+    '- If the request needs no task (small talk, thanks, a question about the conversation so far), reply {"tasks": []}. '
+    "A text the request quotes or pastes, to be labelled, shortened, translated or searched for names, needs its task."
+)
 
 
 def system_prompt(registry: Registry, *, compact: bool = False, allow_empty: bool = True) -> str:
