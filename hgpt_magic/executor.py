@@ -73,6 +73,20 @@ def resolve_inputs(
     return resolved
 
 
+def recorded_languages(task: Task, results: Mapping[int, TaskResult]) -> dict[str, str]:
+    """Slot -> language code, for each text argument that is wholly a task's output whose text artifact
+    recorded its language (a transcript): what a voice reading it should speak."""
+    languages = {}
+    for name, value in task.args.items():
+        whole = GENERATED_RE.fullmatch(str(value).strip())
+        source = results.get(int(whole.group(1))) if whole else None
+        art = source.artifact("text") if source is not None else None
+        language = art.data.get("language") if art is not None and isinstance(art.data, dict) else None
+        if isinstance(language, str) and language:
+            languages[name] = language
+    return languages
+
+
 def _output_of(result: TaskResult, media: str) -> str:
     if media == "text":
         for kind in ("text", "data"):
@@ -326,7 +340,8 @@ class Executor:
             del waiting[task.id]
             result.status, result.started = "running", time.time()
             emit("started", result)
-            ctx = ExpertContext(run_dir=run_dir, task_id=task.id, task=task.task, llm=self.llm, request=request)
+            ctx = ExpertContext(run_dir=run_dir, task_id=task.id, task=task.task, llm=self.llm, request=request,
+                                languages=recorded_languages(task, results))
             future = pool.submit(self._run_task, task, replace(result), choice, ctx)
             running[future] = (task, time.monotonic() + self.timeout, ctx)
 

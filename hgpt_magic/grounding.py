@@ -20,7 +20,7 @@ from typing import Any
 
 from .registry import Registry, default_registry
 from .text import letters, media_kind, named_files, one_line_quote, quoted_texts
-from .types import GENERATED_RE, Plan, TaskResult
+from .types import GENERATED_RE, Artifact, Plan, TaskResult
 
 #: Characters of one text result quoted in the answer (a receipt fits; a book does not).
 VALUE_CHARS = 800
@@ -80,10 +80,20 @@ def source(task_args: Mapping[str, str]) -> str:
     return "the input"
 
 
+def is_detections(data: Any) -> bool:
+    """Whether `data` is a detector's `[{"label", "score", "box"}]`: things found, each with a box.
+
+    A classifier's `[{"label", "score"}]` is not: its labels are guesses at what the whole image is, best
+    first, and counting them ("1 Egyptian cat, 1 tiger cat") would state five things where there is one.
+    """
+    return (bool(data) and isinstance(data, list)
+            and all(isinstance(d, dict) and "label" in d and "box" in d for d in data))
+
+
 def _detections(data: Any) -> str | None:
     """ "2 faces, 1 dog" from a detector's `[{"label", "score", "box"}]`; None if it is not that shape
     (an empty list is left to the artifact's own text: "no faces found" says more than "nothing")."""
-    if not data or not isinstance(data, list) or not all(isinstance(d, dict) and "label" in d and "box" in d for d in data):
+    if not is_detections(data):
         return None  # entities and class labels are stated by their own text: the names, not counts of them
     counts: dict[str, int] = {}
     for item in data:
@@ -125,8 +135,24 @@ def run_facts(plan: Plan, results: Mapping[int, TaskResult], registry: Registry 
                 continue
             value = _value(task.task, artifact.text, artifact.data)
             if value:
-                facts.append(Fact(task.id, task.task, label, value))
+                facts.append(Fact(task.id, task.task, _artifact_label(label, task.args, artifact), value))
     return facts
+
+
+def findings_only(artifact: Artifact) -> bool:
+    """Whether an artifact reports what models found and must not be retold as more (the local describer's)."""
+    return isinstance(artifact.data, dict) and artifact.data.get("findings_only") is True
+
+
+def _artifact_label(label: str, args: Mapping[str, str], artifact: Artifact) -> str:
+    """The task's label, said more exactly where the artifact tells: what models found in a photo (not its
+    text), or the language a transcript was heard in."""
+    if findings_only(artifact):
+        return f"What local models found in {source(args)}"
+    data = artifact.data if isinstance(artifact.data, dict) else {}
+    if data.get("language_name") and "transcript" in data:
+        return f"{label} ({data['language_name']})"
+    return label
 
 
 def produced_files(results: Mapping[int, TaskResult]) -> list[tuple[str, str, str]]:
@@ -203,7 +229,41 @@ def check_answer(answer: str, request: str, plan: Plan, results: Mapping[int, Ta
         + _check_numbers(answer, request, plan, results)
         + _check_quotes(answer, request, plan, results)
         + _check_labels(answer, plan, results)
+        + _check_findings(answer, request, plan, results)
     )
+
+
+#: Words that carry no claim about an image (articles, pronouns, auxiliaries, prepositions, conjunctions):
+#: the only words an answer about findings-only results may use that no result or the request contains.
+FUNCTION_WORDS = frozenset("""
+a an the and or but nor so yet of in on at by for from with without into onto about as to than then
+is are was were be been being am do does did has have had can could may might will would shall should must
+it its this that these those there here what which who whom whose where when how why
+i me my we us our you your he him his she her they them their one ones
+not no none any some all each both either neither only also just very more most less least
+""".split())
+
+
+def _check_findings(answer: str, request: str, plan: Plan, results: Mapping[int, TaskResult]) -> list[str]:
+    """An answer about what models found in a photo may only say what they found: "a tabby cat asleep on a
+    sofa" from the labels "tabby 0.09, Egyptian cat 0.71" invents the sofa and the sleep. Every word of
+    the answer must be in a result or the request, function words aside."""
+    arts = [a for r in results.values() if r.status == "done" for a in r.artifacts]
+    if not any(findings_only(a) for a in arts):
+        return []
+    said = _word_set(" ".join([request, *(json.dumps(t.args) for t in plan)] + [
+        f"{a.text} {json.dumps(a.data, ensure_ascii=False, default=str)}" for a in arts
+    ]))
+    without_files = " ".join(w for w in answer.split() if not named_files(w))
+    unsupported = sorted(_word_set(without_files) - said - FUNCTION_WORDS)
+    if unsupported:
+        return [f"says what no model found in the image: {', '.join(unsupported[:5])}"]
+    return []
+
+
+def _word_set(text: str) -> set[str]:
+    """Lower-case words, possessives dropped ("classifier's" is "classifier")."""
+    return set(re.findall(r"[a-z]+", re.sub(r"['’]s\b", "", text.lower())))
 
 
 #: A result labelled as the output of a task type ("Translation: ...", "Summary into German: ..."): a claim
@@ -330,7 +390,7 @@ def _detection_counts(results: Mapping[int, TaskResult]) -> dict[str, set[int]]:
     for result in results.values():
         for artifact in result.artifacts:
             data = artifact.data
-            if isinstance(data, list) and all(isinstance(d, dict) and "label" in d for d in data):
+            if is_detections(data):
                 per: dict[str, int] = {}
                 for item in data:
                     per[str(item["label"]).lower()] = per.get(str(item["label"]).lower(), 0) + 1

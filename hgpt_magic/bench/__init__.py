@@ -1,4 +1,4 @@
-"""Benchmarks with targets: `python -m hgpt_magic.bench {taskbench,scheduler,calls,latency,kernels,sessions,coverage}`.
+"""Benchmarks with targets: `python -m hgpt_magic.bench {taskbench,scheduler,calls,latency,kernels,sessions,coverage,asr}`.
 
 Each subcommand prints one JSON line of figures (machine-readable, for the README table and CI),
 then a readable table; `--out FILE` also writes the JSON. The helpers here are shared by all four.

@@ -1,4 +1,4 @@
-"""`python -m hgpt_magic.bench SUBCOMMAND [options]`: taskbench, scheduler, calls, latency, kernels, sessions, coverage."""
+"""`python -m hgpt_magic.bench SUBCOMMAND [options]`: taskbench, scheduler, calls, latency, kernels, sessions, coverage, asr."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import calls, coverage, kernels, latency, scheduler, sessions, taskbench
+    from . import asr, calls, coverage, kernels, latency, scheduler, sessions, taskbench
 
     parser = argparse.ArgumentParser(
         prog="python -m hgpt_magic.bench",
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("kernels", kernels, "two kernels: memory and plan latency, a model each or one shared model server"),
         ("sessions", sessions, "notebook sessions: several requests in a row, checks on plans and answers"),
         ("coverage", coverage, "task types served offline here, and how many candidate models each has"),
+        ("asr", asr, "speech recognition on unfamiliar espeak-ng voices: WER per language and model, seconds per clip"),
     ]:
         module.build_parser(sub.add_parser(name, help=help_text, description=help_text))
         sub.choices[name].set_defaults(main=module.main)

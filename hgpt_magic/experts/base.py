@@ -50,7 +50,11 @@ class ExpertError(RuntimeError):
 
 @dataclass
 class ExpertContext:
-    """What a running expert may use besides its inputs: where to write, the controller LLM, the request."""
+    """What a running expert may use besides its inputs: where to write, the controller LLM, the request.
+
+    `languages`: for a text input that is another task's output, the language that task recorded (a
+    transcript's, say), by slot name: a voice can then speak it without guessing from the text.
+    """
 
     run_dir: Path
     task_id: int
@@ -58,6 +62,7 @@ class ExpertContext:
     llm: LLM | None = None
     request: str = ""
     cancel: threading.Event = field(default_factory=threading.Event)
+    languages: dict[str, str] = field(default_factory=dict)
 
     def new_path(self, suffix: str) -> Path:
         """A fresh file name in the run directory, unique even across concurrent tasks and runs."""

