@@ -37,7 +37,21 @@ Expert models ran for this request. What they found:
 
 Answer the user directly in one or two short sentences, using only what they found: give the result they
 asked for (the text, the number, the translation). Files are shown to the user: do not list them, and do
-not describe the tasks. If something they asked for could not be done, say so plainly."""
+not describe the tasks. If something they asked for could not be done, say so plainly.{language}"""
+
+#: Added to a prompt when the request is not in English: the answer is in the user's language, the facts
+#: (numbers, transcripts, file names, quoted texts) stay exactly as the experts gave them.
+LANGUAGE_NOTE = " Write your answer in {name}, the language of the request; keep numbers, names and quoted texts as they are."
+
+
+def answer_language(request: str) -> str | None:
+    """The name of the request's language when it is not English and the detector is sure ("German"); None
+    otherwise (English, too short to tell, or no detector installed)."""
+    from .languages import detect_language
+    from .text import without_files
+
+    detected = detect_language(without_files(request))
+    return detected.name if detected.source == "detected" and detected.code != "en" else None
 
 DIRECT_PROMPT = "You are HuggingGPT, a helpful assistant. No tool was needed for this request; answer it directly."
 
@@ -94,9 +108,17 @@ class Responder:
             context = history_block(history, self.history_tokens)
             context = f"Earlier in this session:\n{context}\n\nRequest: " if context else ""
             system = DIRECT_PROMPT + (UNSERVED_NOTE.format(tasks="; ".join(self.unserved)) if self.unserved else "")
+            system += self._language_note(request)
             return [{"role": "system", "content": system}, {"role": "user", "content": context + request}]
-        prompt = RESPOND_PROMPT.format(request=request, facts=results_for_prompt(plan, results, self.registry))
+        prompt = RESPOND_PROMPT.format(
+            request=request, facts=results_for_prompt(plan, results, self.registry), language=self._language_note(request)
+        )
         return [{"role": "user", "content": prompt}]
+
+    @staticmethod
+    def _language_note(request: str) -> str:
+        name = answer_language(request)
+        return LANGUAGE_NOTE.format(name=name) if name else ""
 
     def respond(
         self,

