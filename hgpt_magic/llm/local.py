@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from .. import settings
 from ..settings import cache_dir
+from .background import Background
 from .base import LLMError, LLMReply, OnText, response_format
 from .threads import LEAN_WAIT_S, PRELOAD_AFTER_IDLE_S, LeanCopy, ThreadPolicy
 
@@ -237,6 +238,8 @@ class LocalLLM:
         self._slot_dir = _slot_folder()
         params = self._params(self.threads, self.threads, port)
         self._kv_types = f"k={params.cache_type_k} v={params.cache_type_v}"
+        # State that requests (any thread) and background jobs share, read and written under this lock:
+        self._state_lock = threading.Lock()
         self._warm_prefixes: set[str] = set()
         self._prefix_files: set[str] = set()  # saved prefix states on disk, for the lean copy to restore
         start = time.perf_counter()
@@ -261,9 +264,11 @@ class LocalLLM:
     def _init_thread_policy(self, adaptive: bool) -> None:
         on = adaptive and self.threads > 1  # an explicit thread count is the user's word
         self._thread_policy = ThreadPolicy(self.threads) if on else None
+        #: the one owner of this model's background work: the copy's idle timer, load and warm, and its syncs
+        self.background = Background(f"hgpt-llm-{self.model}")
         self._lean = LeanCopy(self._load_lean, self._warm_lean, PRELOAD_AFTER_IDLE_S if on else None,
-                              sync=self._sync_lean)
-        self._last_served: Any = self._server  # which copy answered the latest request (`_sync_lean`)
+                              sync=self._sync_lean, background=self.background)
+        self._last_served: Any = self._server  # which copy answered the latest request (`_sync_lean`); locked
 
     def keep_lean_copy_ready(self, on: bool) -> None:
         """Whether the one-thread copy loads ahead while the model is idle: on by default where the thread
@@ -289,8 +294,10 @@ class LocalLLM:
         recomputed it: 68 s quiet, 127 s beside two busy processes)."""
         if self._slot_dir is None:
             return
-        for filename in sorted(self._prefix_files):  # a long static prefix (the planner's demos) is read, not recomputed
-            if _slot_action(server, "restore", filename) is None:
+        with self._state_lock:
+            prefix_files = sorted(self._prefix_files)
+        for filename in prefix_files:  # a long static prefix (the planner's demos) is read, not recomputed
+            if self._slot_action("restore", filename, server=server) is None:
                 _keep_slot(server)
         self._copy_latest(server)
 
@@ -299,16 +306,18 @@ class LocalLLM:
         too (in the background, 0.1-0.25 s: a ~90 MB slot file written and removed), so that a switch to the
         copy mid-session does not recompute the session's history on one thread of a busy machine (measured: a
         session of 8 cells, then 2 plans beside 2 busy processes: 9.3 / 7.7 s with this, 11.8 / 11.2 s without)."""
-        if self._last_served is self._server and self._slot_dir is not None:
+        with self._state_lock:
+            full_model_answered = self._last_served is self._server
+        if full_model_answered and self._slot_dir is not None:
             self._copy_latest(server)
 
     def _copy_latest(self, server: Any) -> None:
         """The full model's slot state into `server`'s prompt cache, keeping what `server`'s slot held."""
         name = f"lean-{os.getpid()}-{id(server)}.bin"
         try:
-            if _slot_action(self._server, "save", name) is None:
+            if self._slot_action("save", name) is None:
                 _keep_slot(server)
-                if _slot_action(server, "restore", name) is None:
+                if self._slot_action("restore", name, server=server) is None:
                     _keep_slot(server)
         finally:
             Path(self._slot_dir, name).unlink(missing_ok=True)
@@ -320,7 +329,8 @@ class LocalLLM:
             server = self._server
         else:
             server = self._lean.get(wait=LEAN_WAIT_S) or self._server
-        self._last_served = server
+        with self._state_lock:
+            self._last_served = server
         return server
 
     def _params(self, threads: int, batch_threads: int, port: int) -> Any:
@@ -459,13 +469,15 @@ class LocalLLM:
         A damaged or stale file only costs the computation: llama.cpp compares the stored tokens.
         """
         key = self.prefix_key(messages)
-        if key in self._warm_prefixes:
-            return "warm"
-        self._warm_prefixes.add(key)
+        with self._state_lock:
+            if key in self._warm_prefixes:
+                return "warm"
+            self._warm_prefixes.add(key)
         filename = f"prefix-{key}.bin"
         if self._slot_dir is not None and (self._slot_dir / filename).is_file():
             if self._slot_action("restore", filename) is None:
-                self._prefix_files.add(filename)
+                with self._state_lock:
+                    self._prefix_files.add(filename)
                 self._restore_other_slots(filename)
                 return "restored"
         # the prefix and a one-letter user turn, one token out, in slot 0: all but the request is computed
@@ -479,7 +491,8 @@ class LocalLLM:
         problem = self._slot_action("save", partial)
         if problem is None:  # written under a private name, then moved: readers never see half a file
             os.replace(self._slot_dir / partial, self._slot_dir / filename)
-            self._prefix_files.add(filename)
+            with self._state_lock:
+                self._prefix_files.add(filename)
             self._restore_other_slots(filename)
             return "computed"
         (self._slot_dir / partial).unlink(missing_ok=True)
@@ -491,8 +504,10 @@ class LocalLLM:
         for slot in range(1, self._n_parallel):
             self._slot_action("restore", filename, slot)
 
-    def _slot_action(self, action: str, filename: str, slot: int = 0) -> str | None:
-        return _slot_action(self._server, action, filename, slot, self._api_key)
+    def _slot_action(self, action: str, filename: str, slot: int = 0, *, server: Any = None) -> str | None:
+        """A slot save/restore on the full model (or `server`: the lean copy), always with this model's API
+        key: a server started with one refuses a request without it (and the copy would silently recompute)."""
+        return _slot_action(self._server if server is None else server, action, filename, slot, api_key=self._api_key)
 
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Base URL (ending in /v1) of an OpenAI-compatible HTTP endpoint answering with this loaded model.
@@ -516,9 +531,10 @@ def _keep_slot(server: Any) -> None:
     server.handle_completions({"prompt": "x", "max_tokens": 1, "cache_prompt": True})
 
 
-def _slot_action(server: Any, action: str, filename: str, slot: int = 0, api_key: str | None = None) -> str | None:
+def _slot_action(server: Any, action: str, filename: str, slot: int = 0, *, api_key: str | None) -> str | None:
     """llama.cpp's slot save/restore through its HTTP listener, the only way xllamacpp offers (`api_key`:
-    the server's, when it checks one); None when it worked, else what went wrong."""
+    the server's, when it checks one; a required argument, so no call can leave it out); None when it worked,
+    else what went wrong. Call it through `LocalLLM._slot_action`, which passes the model's key."""
     import urllib.error
     import urllib.request
 
