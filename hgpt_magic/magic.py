@@ -83,6 +83,11 @@ class HuggingGPT(Configurable):
         return proposal["value"]
 
 
+def _show_progress(text: str) -> None:
+    """A line about slow one-time work, in the cell's output as it begins (stdout reaches the notebook at once)."""
+    print(f"HuggingGPT: {mask_secrets(text)}", flush=True)
+
+
 def _check_writable(folder: Path) -> None:
     """An out_dir that cannot be written is a setting to fix, said before any model is loaded."""
     try:
@@ -358,6 +363,7 @@ class HuggingGPTMagics(Magics):
 
     def _plan(self, pipeline: Pipeline, request: str, resources: Resources, out: str | None) -> Run | None:
         """Plan and select; publish the Run (`_hgpt`, `--out`). A plan failure is shown, not raised."""
+        pipeline.on_progress = _show_progress  # a first run's minute of preparation is announced, not silent
         try:
             run = pipeline.run(request, plan_only=True)
         except PlanError as exc:

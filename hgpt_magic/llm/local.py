@@ -237,7 +237,7 @@ class LocalLLM:
         # A private (0700) folder for KV states: saved prompt prefixes (warm_prefix) and copies to the lean copy.
         self._slot_dir = _slot_folder()
         params = self._params(self.threads, self.threads, port)
-        self._kv_types = f"k={params.cache_type_k} v={params.cache_type_v}"
+        self._kv_types = kv_types(params)
         # State that requests (any thread) and background jobs share, read and written under this lock:
         self._state_lock = threading.Lock()
         self._warm_prefixes: set[str] = set()
@@ -448,16 +448,7 @@ class LocalLLM:
     def prefix_key(self, messages: list[dict[str, str]]) -> str:
         """Names the KV state of `messages` for this model file, runtime and cache layout: a state saved
         by another model, xllamacpp version or prompt is never looked up (a new key is computed anew)."""
-        st = self.path.stat()
-        try:
-            runtime = importlib.metadata.version("xllamacpp")
-        except importlib.metadata.PackageNotFoundError:
-            runtime = "unknown"
-        identity = json.dumps(
-            [str(self.path.resolve()), st.st_size, st.st_mtime_ns, runtime, self.n_ctx, self._kv_types, messages],
-            sort_keys=True,
-        )
-        return hashlib.sha256(identity.encode()).hexdigest()[:32]
+        return prefix_key(self.path, self.n_ctx, self._kv_types, messages)
 
     def warm_prefix(self, messages: list[dict[str, str]]) -> str:
         """Make the KV state of `messages` (a static prompt prefix, e.g. the planner's system prompt) ready,
@@ -525,6 +516,37 @@ class LocalLLM:
         return self.base_url
 
 
+def kv_types(params: Any) -> str:
+    """The KV cache layout of llama.cpp load parameters (part of a saved state's key)."""
+    return f"k={params.cache_type_k} v={params.cache_type_v}"
+
+
+def prefix_key(path: Path, n_ctx: int, kv_layout: str, messages: list[dict[str, str]]) -> str:
+    """The name of `messages`' KV state for this model file (path, size, mtime), runtime, context and KV layout."""
+    st = path.stat()
+    try:
+        runtime = importlib.metadata.version("xllamacpp")
+    except importlib.metadata.PackageNotFoundError:
+        runtime = "unknown"
+    identity = json.dumps(
+        [str(path.resolve()), st.st_size, st.st_mtime_ns, runtime, n_ctx, kv_layout, messages], sort_keys=True
+    )
+    return hashlib.sha256(identity.encode()).hexdigest()[:32]
+
+
+def prefix_to_compute(path: Path, messages: list[dict[str, str]], n_ctx: int = 8192) -> bool:
+    """Whether loading `path` with `n_ctx` and warming `messages` will compute them (no state saved by an
+    earlier process, a folder to save one in): known before the model loads, so a first run can say at once
+    that it will take a minute, once. Cheap: a hash and a `stat`; loading nothing."""
+    import xllamacpp
+
+    folder = _slot_folder()
+    if folder is None:
+        return False  # nothing would be saved: no "once" to promise
+    key = prefix_key(path, n_ctx, kv_types(xllamacpp.CommonParams()), messages)
+    return not (folder / f"prefix-{key}.bin").is_file()
+
+
 def _keep_slot(server: Any) -> None:
     """Move the slot's KV state into llama.cpp's RAM prompt cache: a one-token request with another prompt
     makes the server put the slot's state there before it reuses the slot."""
@@ -583,6 +605,13 @@ def _alive(pid: int) -> bool:
 
 _instances: dict[str | None, LocalLLM] = {}
 _instances_lock = threading.Lock()
+
+
+def is_loaded(path: str | None = None) -> bool:
+    """Whether `get_local_llm(path)` would return a model this process has already loaded."""
+    key = str(Path(path).expanduser().resolve()) if path else None
+    with _instances_lock:
+        return key in _instances
 
 
 def get_local_llm(path: str | None = None) -> LocalLLM:
