@@ -146,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:  # a bad spec is a usage error; the embedded model is not loaded yet (that takes seconds)
         llm = llm_spec if llm_spec == "local" or llm_spec.startswith("gguf:") else make_llm(llm_spec)
         hg = HuggingGPT(llm=llm, experts=args.experts, top_k=args.top_k, out_dir=args.out,
-                        task_timeout=args.timeout)
+                        task_timeout=args.timeout, on_progress=say)
     except (LLMError, ExpertSpecError) as exc:
         parser.error(terminal(str(exc)))
     run: Run | None = None

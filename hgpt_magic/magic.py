@@ -85,6 +85,11 @@ class HuggingGPT(Configurable):
         return proposal["value"]
 
 
+def _show_progress(text: str) -> None:
+    """A line about slow one-time work, in the cell's output as it begins (stdout reaches the notebook at once)."""
+    print(f"HuggingGPT: {mask_secrets(text)}", flush=True)
+
+
 def _check_writable(folder: Path) -> None:
     """An out_dir that cannot be written is a setting to fix, said before any model is loaded."""
     problem = out_dir_problem(folder)
@@ -410,6 +415,7 @@ class HuggingGPTMagics(Magics):
         """Plan and select; publish the Run (`_hgpt`, `--out`). A plan failure is shown, never raised: with
         the editor, the editor opens on the suggested tasks for the request's files (`PlanError.suggestion`)
         with one sentence saying what could not be worked out; otherwise that sentence is the cell's output."""
+        pipeline.on_progress = _show_progress  # a first run's minute of preparation is announced, not silent
         try:
             run = pipeline.run(request.text, plan_only=True, given=request.given)
         except PlanError as exc:

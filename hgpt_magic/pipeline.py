@@ -34,6 +34,12 @@ from .secrets import mask_secrets
 from .selector import Selector, check_ask_policy
 from .types import Candidate, LLMCall, Plan, Run, RunNotSaved, Selection, TaskResult
 
+#: What a first run says before the planner's prompt prefix is computed (the only long silent step otherwise).
+FIRST_RUN_NOTE = (
+    "First run with this model: preparing the planner's prompt (its instructions and worked examples) once. "
+    "About a minute on 2 CPU cores; it is saved, so later runs and kernels skip this."
+)
+
 
 def default_out_dir() -> Path:
     return Path(settings.OUT.text())
@@ -89,11 +95,14 @@ class HuggingGPT:
         task_timeout: float = 300.0,
         history_tokens: int = 1000,
         allow_paths: Sequence[str | Path] | str | None = None,
+        on_progress: Callable[[str], None] | None = None,
     ):
         """`allow_paths`: folders whose files a plan may use without the request naming them
         (besides `$HGPT_ALLOW_PATHS`); see resources.py for what else a plan may touch.
         `select_policy`: when the LLM picks among several models, "auto", "always" or "never" (None:
-        `$HGPT_SELECT`, default auto); see selector.py."""
+        `$HGPT_SELECT`, default auto); see selector.py. `on_progress`: gets a line of text about slow one-time
+        work as it begins (the first run's prompt preparation), for a CLI or notebook to show."""
+        self.on_progress = on_progress
         self._llm_spec = llm
         self._llm: LLM | None = None if llm is None or isinstance(llm, str) else llm
         self._llm_lock = threading.Lock()
@@ -123,10 +132,15 @@ class HuggingGPT:
         with self._llm_lock:
             if self._llm is None:
                 # a shared model server started now readies this session's planner prefix first
-                self._llm = make_llm(self._llm_spec, prefix=lambda: static_planner_prefix(self.registry))
+                self._llm = make_llm(self._llm_spec, prefix=lambda: static_planner_prefix(self.registry),
+                                     on_prefix_compute=lambda: self._progress(FIRST_RUN_NOTE))
                 if self._selector is not None:
                     self._selector.llm = self._llm  # the selector asks it once it exists
             return self._llm
+
+    def _progress(self, text: str) -> None:
+        if self.on_progress is not None:
+            self.on_progress(text)
 
     @property
     def llm_name(self) -> str:

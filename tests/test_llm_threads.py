@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from hgpt_magic.llm.background import Background
 from hgpt_magic.llm.threads import (
     FRESH_WINDOW_S,
     CpuSample,
@@ -240,6 +241,99 @@ def test_lean_copy_without_preload_waits_for_a_busy_request():
     time.sleep(0.3)
     assert copy.started_by is None
     assert copy.get(wait=5) == "lean-server" and copy.started_by == "busy"
+
+
+def test_background_jobs_run_one_at_a_time_in_due_order_on_one_thread():
+    jobs = Background("hgpt-test-jobs")
+    ran: list[tuple[str, str]] = []
+    inside = threading.Event()
+    release = threading.Event()
+
+    def job(name, block=False):
+        def run():
+            ran.append((name, threading.current_thread().name))
+            if block:
+                inside.set()
+                release.wait(5)
+        return run
+
+    assert jobs.submit("slow", job("slow", block=True)) and inside.wait(5)
+    assert jobs.submit("later", job("later"), delay=0.3)
+    assert jobs.submit("soon", job("soon"))
+    assert not jobs.submit("slow", job("slow again"))  # running: a second of that name is skipped
+    assert not jobs.submit("soon", job("soon again"))  # queued: skipped too
+    assert jobs.submit("later", job("later, replaced"), delay=0.2, replace=True)  # a newer timer replaces it
+    release.set()
+    deadline = time.monotonic() + 5
+    while len(ran) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [name for name, _ in ran] == ["slow", "soon", "later, replaced"]
+    assert {thread for _, thread in ran} == {"hgpt-test-jobs"}  # one thread runs them all
+    jobs.close(timeout=5)
+    assert not jobs.submit("after", job("after")) and not any(t.name == "hgpt-test-jobs" for t in threading.enumerate())
+
+
+def test_closing_the_background_drops_queued_jobs_and_survives_a_failing_one():
+    jobs = Background("hgpt-test-close")
+    ran: list[str] = []
+    assert jobs.submit("broken", lambda: 1 / 0)
+    assert jobs.submit("ok", lambda: ran.append("ok"))
+    deadline = time.monotonic() + 5
+    while not ran and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert ran == ["ok"] and jobs.errors == ["broken: ZeroDivisionError: division by zero"]
+    assert jobs.submit("never", lambda: ran.append("never"), delay=0.3)
+    jobs.close(timeout=5)
+    time.sleep(0.5)
+    assert ran == ["ok"] and not jobs.pending("never")  # a queued job does not outlive close()
+    copy = LeanCopy(lambda: "lean-server", lambda server: None, background=jobs)
+    assert copy.get(wait=1) is None and "closed" in copy.error  # the full model answers instead
+
+
+@pytest.mark.slow
+def test_a_server_that_checks_an_api_key_still_gives_its_copy_the_prompt_cache(monkeypatch, tmp_path):
+    """As the shared model server runs it: llama.cpp checks an API key on every request, slot saves and
+    restores included. The copy's prefix restore and the copy of the latest state must carry the key, or the
+    server refuses them and the copy silently recomputes every prompt."""
+    import secrets
+
+    from hgpt_magic.llm.local import LocalLLM, _slot_action, ensure_gguf
+
+    monkeypatch.delenv("HGPT_LLM_THREADS", raising=False)
+    gguf = ensure_gguf()
+    monkeypatch.setenv("HGPT_CACHE", str(tmp_path))
+
+    class Keyed(LocalLLM):
+        _api_key = secrets.token_urlsafe(16)
+
+        def _params(self, threads, batch_threads, port):
+            params = super()._params(threads, batch_threads, port)
+            params.api_keys = [self._api_key]
+            return params
+
+    llm = Keyed(gguf, n_ctx=2048)
+    if llm._thread_policy is None:
+        pytest.skip("one usable core: there is no lean copy to move to")
+    assert _slot_action(llm._server, "save", "probe.bin", api_key=None).startswith("HTTP 401")  # the key is checked
+    llm._thread_policy = make_policy(FakeProc(cores=2))  # a quiet machine: the full model answers every request
+    demos = {"role": "system", "content": "You plan tasks. " + "Demo: a request and its plan. " * 40}
+    assert llm.warm_prefix([demos]) == "computed"
+    system = {"role": "system", "content": "You answer in one word. " + "Rules: be brief and exact. " * 40}
+    first = llm.chat([system, {"role": "user", "content": "Colour of the sky?"}], max_tokens=3)
+    lean = llm._lean.get(wait=120)  # loads, restores the saved prefix, copies the latest state: all with the key
+    assert lean is not None and llm._lean.error is None
+    for prompt in ([system, {"role": "user", "content": "Colour of snow?"}], [demos, {"role": "user", "content": "Plan x"}]):
+        response = lean.handle_chat_completions({"messages": prompt, "max_tokens": 1, "cache_prompt": True})
+        assert response["timings"]["prompt_n"] < first.prompt_tokens / 4, prompt[0]["content"][:20]  # not recomputed
+    later = [{"role": "system", "content": "You list facts. " + "Each fact on its own line. " * 40},
+             {"role": "user", "content": "Facts about the moon?"}]
+    asked = llm.chat(later, max_tokens=2)  # the full model answers; the sync copies its state, with the key
+    deadline = time.monotonic() + 60
+    while llm._lean.syncs == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert llm._lean.syncs >= 1 and llm._lean.sync_error is None and llm.background.errors == []
+    response = lean.handle_chat_completions({"messages": later, "max_tokens": 1, "cache_prompt": True})
+    assert response["timings"]["prompt_n"] < asked.prompt_tokens / 4
 
 
 @pytest.mark.slow

@@ -266,6 +266,29 @@ def test_replan_replaces_the_plan_from_the_edited_request(tmp_path):
     assert editor.row(0).model.value == "sleep-0.05" and "New plan: 1 tasks" in editor.message.value
 
 
+def test_replan_rebinds_the_shared_state_under_the_editors_lock(tmp_path):
+    """The ticker and the executor's events read `results`, `tasks` and `choices` under the lock from other
+    threads: a re-plan must never let them see the new tasks with the old results."""
+    editor, _, _ = make_editor(tmp_path)
+    seen: list[tuple[str, bool]] = []
+
+    class Watched(PlanEditor):
+        def __setattr__(self, name, value):
+            if name in ("results", "tasks", "choices", "_shown", "_outputs", "typed"):
+                seen.append((name, self._lock._is_owned()))
+            super().__setattr__(name, value)
+
+    editor.__class__ = Watched
+    new_plan = {"tasks": [{"task": "summarization", "id": 0, "dep": [], "args": {"text": "short"}}]}
+    editor.pipeline.llm.replies[:0] = [json.dumps(new_plan), json.dumps({"0": {"id": "sleep-0.05", "reason": "r"}})]
+    editor.request.value = "Just summarize: short"
+    editor.replan_button.click()
+    editor.wait(10)
+    assert [t.task for t in editor.tasks] == ["summarization"]
+    assert {name for name, _ in seen} >= {"results", "tasks", "choices", "_shown", "_outputs"}
+    assert [name for name, locked in seen if not locked] == []
+
+
 def test_a_failing_replan_keeps_the_plan_and_shows_the_error(tmp_path):
     editor, _, _ = make_editor(tmp_path)
     editor.pipeline.llm.replies[:0] = ["not a plan", "still not a plan"]

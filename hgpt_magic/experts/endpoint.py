@@ -190,10 +190,6 @@ class EndpointExperts(InferenceClientExperts):
             if token:
                 self._tokens[endpoint.url] = Secret(token)
 
-    @classmethod
-    def from_file(cls, path: str | Path | None = None, **kwargs: Any) -> EndpointExperts:
-        return cls(load_endpoints(path), **kwargs)
-
     @staticmethod
     def _token_for(endpoint: Endpoint) -> str | None:
         if endpoint.token_env:

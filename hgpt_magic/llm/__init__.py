@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 from .. import settings
 from .base import LLM, LLMError, LLMReply, OnText, call_llm, response_format, streams
@@ -25,7 +26,15 @@ def default_llm_spec() -> str:
     return settings.LLM.text()
 
 
-def make_llm(spec: str | LLM | None = None, *, prefix: Callable[[], list[dict[str, str]]] | None = None) -> LLM:
+Prefix = Callable[[], list[dict[str, str]]]
+
+
+def make_llm(
+    spec: str | LLM | None = None,
+    *,
+    prefix: Prefix | None = None,
+    on_prefix_compute: Callable[[], None] | None = None,
+) -> LLM:
     """Turn a spec string into an LLM backend.
 
     - `local`: the embedded model (extra `[local]`); `gguf:/path/model.gguf`: any GGUF on the same runtime
@@ -33,8 +42,10 @@ def make_llm(spec: str | LLM | None = None, *, prefix: Callable[[], list[dict[st
     - `hf:MODEL`: Hugging Face's OpenAI-compatible router, token from HF_TOKEN
     - `http(s)://HOST[:PORT]/v1#MODEL`: any OpenAI-compatible server (key from HGPT_API_KEY if set)
 
-    `prefix`: the static prompt prefix (chat messages, asked for only when needed) that a shared model server
-    this call starts makes ready before it serves; the layer that writes the prompts (the pipeline) gives it.
+    `prefix`: the static prompt prefix (chat messages, asked for only when needed) that the embedded model
+    will keep ready (a shared model server this call starts readies it before it serves); the layer that writes
+    the prompts (the pipeline) gives it. `on_prefix_compute` is called, before the model loads, when that prefix
+    is saved nowhere yet and so will be computed once (about a minute on 2 cores): the caller says so at once.
     """
     if spec is None:
         spec = default_llm_spec()
@@ -42,7 +53,7 @@ def make_llm(spec: str | LLM | None = None, *, prefix: Callable[[], list[dict[st
         return spec
     spec = spec.strip()
     if spec == "local" or spec.startswith("gguf:"):
-        return _local_llm(spec[len("gguf:") :] if spec.startswith("gguf:") else None, prefix)
+        return _local_llm(spec[len("gguf:") :] if spec.startswith("gguf:") else None, prefix, on_prefix_compute)
     if spec.startswith("openai:"):
         key = os.environ.get("OPENAI_API_KEY")
         if not key:
@@ -67,22 +78,43 @@ def make_llm(spec: str | LLM | None = None, *, prefix: Callable[[], list[dict[st
     )
 
 
-def _local_llm(path: str | None, prefix: Callable[[], list[dict[str, str]]] | None = None) -> LLM:
+def _local_llm(
+    path: str | None, prefix: Prefix | None = None, on_prefix_compute: Callable[[], None] | None = None
+) -> LLM:
     """The embedded model: through the server all kernels share when `HGPT_SHARED_SERVER=1` and one can be
     found or started, else (the default, or when sharing fails, with a warning saying why) loaded in-process."""
-    from .local import ensure_gguf, get_local_llm
+    from .local import ensure_gguf, get_local_llm, is_loaded, prefix_to_compute
+
+    if on_prefix_compute is not None:  # said once, also when a shared server fails and the model loads here
+        on_prefix_compute = _once(on_prefix_compute)
 
     if settings.SHARED_SERVER.text().strip().lower() in ("1", "true", "yes", "on"):
         import warnings
-        from pathlib import Path
 
         from .shared_server import SharedServerError, SharedServerLLM
 
         try:
-            return SharedServerLLM(Path(path).expanduser().resolve() if path else ensure_gguf(), prefix=prefix)
+            return SharedServerLLM(Path(path).expanduser().resolve() if path else ensure_gguf(), prefix=prefix,
+                                   on_prefix_compute=on_prefix_compute)
         except (SharedServerError, OSError) as exc:
             warnings.warn(f"hgpt-magic: no shared model server ({exc}); loading the model in this process", stacklevel=2)
+    if prefix is not None and on_prefix_compute is not None and not is_loaded(path):
+        model = Path(path).expanduser().resolve() if path else ensure_gguf()
+        if prefix_to_compute(model, prefix()):
+            on_prefix_compute()
     return get_local_llm(path)
+
+
+def _once(callback: Callable[[], None]) -> Callable[[], None]:
+    """`callback`, called at most once however often the result is."""
+    called: list[bool] = []
+
+    def call() -> None:
+        if not called:
+            called.append(True)
+            callback()
+
+    return call
 
 
 __all__ = [

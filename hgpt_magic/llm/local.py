@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from .. import settings
 from ..settings import cache_dir
+from .background import Background
 from .base import LLMError, LLMReply, OnText, response_format
 from .gguf import (  # noqa: F401 - re-exported: callers import the GGUF names from here
     GGUF_NAME,
@@ -96,7 +97,9 @@ class LocalLLM:
         # A private (0700) folder for KV states: saved prompt prefixes (warm_prefix) and copies to the lean copy.
         self._slot_dir = _slot_folder()
         params = self._params(self.threads, self.threads, port)
-        self._kv_types = f"k={params.cache_type_k} v={params.cache_type_v}"
+        self._kv_types = kv_types(params)
+        # State that requests (any thread) and background jobs share, read and written under this lock:
+        self._state_lock = threading.Lock()
         self._warm_prefixes: set[str] = set()
         self._prefix_files: set[str] = set()  # saved prefix states on disk, for the lean copy to restore
         start = time.perf_counter()
@@ -126,9 +129,11 @@ class LocalLLM:
     def _init_thread_policy(self, adaptive: bool) -> None:
         on = adaptive and self.threads > 1  # an explicit thread count is the user's word
         self._thread_policy = ThreadPolicy(self.threads) if on else None
+        #: the one owner of this model's background work: the copy's idle timer, load and warm, and its syncs
+        self.background = Background(f"hgpt-llm-{self.model}")
         self._lean = LeanCopy(self._load_lean, self._warm_lean, PRELOAD_AFTER_IDLE_S if on else None,
-                              sync=self._sync_lean)
-        self._last_served: Any = self._server  # which copy answered the latest request (`_sync_lean`)
+                              sync=self._sync_lean, background=self.background)
+        self._last_served: Any = self._server  # which copy answered the latest request (`_sync_lean`); locked
 
     def keep_lean_copy_ready(self, on: bool) -> None:
         """Whether the one-thread copy loads ahead while the model is idle: on by default where the thread
@@ -154,8 +159,10 @@ class LocalLLM:
         recomputed it: 68 s quiet, 127 s beside two busy processes)."""
         if self._slot_dir is None:
             return
-        for filename in sorted(self._prefix_files):  # a long static prefix (the planner's demos) is read, not recomputed
-            if _slot_action(server, "restore", filename) is None:
+        with self._state_lock:
+            prefix_files = sorted(self._prefix_files)
+        for filename in prefix_files:  # a long static prefix (the planner's demos) is read, not recomputed
+            if self._slot_action("restore", filename, server=server) is None:
                 _keep_slot(server)
         self._copy_latest(server)
 
@@ -164,16 +171,18 @@ class LocalLLM:
         too (in the background, 0.1-0.25 s: a ~90 MB slot file written and removed), so that a switch to the
         copy mid-session does not recompute the session's history on one thread of a busy machine (measured: a
         session of 8 cells, then 2 plans beside 2 busy processes: 9.3 / 7.7 s with this, 11.8 / 11.2 s without)."""
-        if self._last_served is self._server and self._slot_dir is not None:
+        with self._state_lock:
+            full_model_answered = self._last_served is self._server
+        if full_model_answered and self._slot_dir is not None:
             self._copy_latest(server)
 
     def _copy_latest(self, server: Any) -> None:
         """The full model's slot state into `server`'s prompt cache, keeping what `server`'s slot held."""
         name = f"lean-{os.getpid()}-{id(server)}.bin"
         try:
-            if _slot_action(self._server, "save", name) is None:
+            if self._slot_action("save", name) is None:
                 _keep_slot(server)
-                if _slot_action(server, "restore", name) is None:
+                if self._slot_action("restore", name, server=server) is None:
                     _keep_slot(server)
         finally:
             Path(self._slot_dir, name).unlink(missing_ok=True)
@@ -185,7 +194,8 @@ class LocalLLM:
             server = self._server
         else:
             server = self._lean.get(wait=LEAN_WAIT_S) or self._server
-        self._last_served = server
+        with self._state_lock:
+            self._last_served = server
         return server
 
     def _params(self, threads: int, batch_threads: int, port: int) -> Any:
@@ -303,16 +313,7 @@ class LocalLLM:
     def prefix_key(self, messages: list[dict[str, str]]) -> str:
         """Names the KV state of `messages` for this model file, runtime and cache layout: a state saved
         by another model, xllamacpp version or prompt is never looked up (a new key is computed anew)."""
-        st = self.path.stat()
-        try:
-            runtime = importlib.metadata.version("xllamacpp")
-        except importlib.metadata.PackageNotFoundError:
-            runtime = "unknown"
-        identity = json.dumps(
-            [str(self.path.resolve()), st.st_size, st.st_mtime_ns, runtime, self.n_ctx, self._kv_types, messages],
-            sort_keys=True,
-        )
-        return hashlib.sha256(identity.encode()).hexdigest()[:32]
+        return prefix_key(self.path, self.n_ctx, self._kv_types, messages)
 
     def warm_prefix(self, messages: list[dict[str, str]]) -> str:
         """Make the KV state of `messages` (a static prompt prefix, e.g. the planner's system prompt) ready,
@@ -324,13 +325,15 @@ class LocalLLM:
         A damaged or stale file only costs the computation: llama.cpp compares the stored tokens.
         """
         key = self.prefix_key(messages)
-        if key in self._warm_prefixes:
-            return "warm"
-        self._warm_prefixes.add(key)
+        with self._state_lock:
+            if key in self._warm_prefixes:
+                return "warm"
+            self._warm_prefixes.add(key)
         filename = f"prefix-{key}.bin"
         if self._slot_dir is not None and (self._slot_dir / filename).is_file():
             if self._slot_action("restore", filename) is None:
-                self._prefix_files.add(filename)
+                with self._state_lock:
+                    self._prefix_files.add(filename)
                 self._restore_other_slots(filename)
                 return "restored"
         # the prefix and a one-letter user turn, one token out, in slot 0: all but the request is computed
@@ -344,7 +347,8 @@ class LocalLLM:
         problem = self._slot_action("save", partial)
         if problem is None:  # written under a private name, then moved: readers never see half a file
             os.replace(self._slot_dir / partial, self._slot_dir / filename)
-            self._prefix_files.add(filename)
+            with self._state_lock:
+                self._prefix_files.add(filename)
             self._restore_other_slots(filename)
             return "computed"
         (self._slot_dir / partial).unlink(missing_ok=True)
@@ -356,8 +360,10 @@ class LocalLLM:
         for slot in range(1, self._n_parallel):
             self._slot_action("restore", filename, slot)
 
-    def _slot_action(self, action: str, filename: str, slot: int = 0) -> str | None:
-        return _slot_action(self._server, action, filename, slot, self._api_key)
+    def _slot_action(self, action: str, filename: str, slot: int = 0, *, server: Any = None) -> str | None:
+        """A slot save/restore on the full model (or `server`: the lean copy), always with this model's API
+        key: a server started with one refuses a request without it (and the copy would silently recompute)."""
+        return _slot_action(self._server if server is None else server, action, filename, slot, api_key=self._api_key)
 
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Base URL (ending in /v1) of an OpenAI-compatible HTTP endpoint answering with this loaded model.
@@ -375,15 +381,47 @@ class LocalLLM:
         return self.base_url
 
 
+def kv_types(params: Any) -> str:
+    """The KV cache layout of llama.cpp load parameters (part of a saved state's key)."""
+    return f"k={params.cache_type_k} v={params.cache_type_v}"
+
+
+def prefix_key(path: Path, n_ctx: int, kv_layout: str, messages: list[dict[str, str]]) -> str:
+    """The name of `messages`' KV state for this model file (path, size, mtime), runtime, context and KV layout."""
+    st = path.stat()
+    try:
+        runtime = importlib.metadata.version("xllamacpp")
+    except importlib.metadata.PackageNotFoundError:
+        runtime = "unknown"
+    identity = json.dumps(
+        [str(path.resolve()), st.st_size, st.st_mtime_ns, runtime, n_ctx, kv_layout, messages], sort_keys=True
+    )
+    return hashlib.sha256(identity.encode()).hexdigest()[:32]
+
+
+def prefix_to_compute(path: Path, messages: list[dict[str, str]], n_ctx: int = 8192) -> bool:
+    """Whether loading `path` with `n_ctx` and warming `messages` will compute them (no state saved by an
+    earlier process, a folder to save one in): known before the model loads, so a first run can say at once
+    that it will take a minute, once. Cheap: a hash and a `stat`; loading nothing."""
+    import xllamacpp
+
+    folder = _slot_folder()
+    if folder is None:
+        return False  # nothing would be saved: no "once" to promise
+    key = prefix_key(path, n_ctx, kv_types(xllamacpp.CommonParams()), messages)
+    return not (folder / f"prefix-{key}.bin").is_file()
+
+
 def _keep_slot(server: Any) -> None:
     """Move the slot's KV state into llama.cpp's RAM prompt cache: a one-token request with another prompt
     makes the server put the slot's state there before it reuses the slot."""
     server.handle_completions({"prompt": "x", "max_tokens": 1, "cache_prompt": True})
 
 
-def _slot_action(server: Any, action: str, filename: str, slot: int = 0, api_key: str | None = None) -> str | None:
+def _slot_action(server: Any, action: str, filename: str, slot: int = 0, *, api_key: str | None) -> str | None:
     """llama.cpp's slot save/restore through its HTTP listener, the only way xllamacpp offers (`api_key`:
-    the server's, when it checks one); None when it worked, else what went wrong."""
+    the server's, when it checks one; a required argument, so no call can leave it out); None when it worked,
+    else what went wrong. Call it through `LocalLLM._slot_action`, which passes the model's key."""
     import urllib.error
     import urllib.request
 
@@ -432,6 +470,13 @@ def _alive(pid: int) -> bool:
 
 _instances: dict[str | None, LocalLLM] = {}
 _instances_lock = threading.Lock()
+
+
+def is_loaded(path: str | None = None) -> bool:
+    """Whether `get_local_llm(path)` would return a model this process has already loaded."""
+    key = str(Path(path).expanduser().resolve()) if path else None
+    with _instances_lock:
+        return key in _instances
 
 
 def get_local_llm(path: str | None = None) -> LocalLLM:

@@ -116,12 +116,19 @@ class SharedServerLLM:
 
     supports_schema = True
 
-    def __init__(self, model_path: Path, start_timeout: float = START_TIMEOUT_S, *, prefix: Prefix | None = None):
+    def __init__(
+        self,
+        model_path: Path,
+        start_timeout: float = START_TIMEOUT_S,
+        *,
+        prefix: Prefix | None = None,
+        on_prefix_compute: Callable[[], None] | None = None,
+    ):
         self.path = model_path
         self._start_timeout = start_timeout
         self._prefix = prefix
         self._lock = threading.Lock()
-        self._client = connect(model_path, start_timeout=start_timeout, prefix=prefix)
+        self._client = connect(model_path, start_timeout=start_timeout, prefix=prefix, on_prefix_compute=on_prefix_compute)
         self.name = self._client.name
 
     @property
@@ -149,9 +156,16 @@ class SharedServerLLM:
             return self._reconnected(client).chat(messages, **options)  # it exited while we asked
 
 
-def connect(model_path: Path, *, start_timeout: float = START_TIMEOUT_S, prefix: Prefix | None = None) -> Any:
+def connect(
+    model_path: Path,
+    *,
+    start_timeout: float = START_TIMEOUT_S,
+    prefix: Prefix | None = None,
+    on_prefix_compute: Callable[[], None] | None = None,
+) -> Any:
     """An LLM client of the shared server for `model_path`, starting the server if none is live (one that
-    makes `prefix()`'s messages ready before it serves, when given)."""
+    makes `prefix()`'s messages ready before it serves, when given; `on_prefix_compute()` is called first when
+    it will compute them, saved nowhere yet)."""
     from filelock import FileLock, Timeout
 
     file = discovery_file()
@@ -165,20 +179,30 @@ def connect(model_path: Path, *, start_timeout: float = START_TIMEOUT_S, prefix:
             info = read_live(file, identity)  # another kernel may have started one while we waited
             if info is None:
                 file.unlink(missing_ok=True)  # stale: its process died, or it serves another model file
-                info = _start(file, model_path, identity, start_timeout, prefix)
+                info = _start(file, model_path, identity, start_timeout, prefix, on_prefix_compute)
     except Timeout:
         raise SharedServerError(f"another kernel held {file}.lock for {start_timeout:.0f} s") from None
     return _client(info, model_path)
 
 
 def _start(
-    file: Path, model_path: Path, identity: dict[str, Any], timeout: float, prefix: Prefix | None = None
+    file: Path,
+    model_path: Path,
+    identity: dict[str, Any],
+    timeout: float,
+    prefix: Prefix | None = None,
+    on_prefix_compute: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Spawn the server detached (it outlives this kernel) and wait until it publishes itself."""
     command = [sys.executable, "-m", "hgpt_magic.llm.shared_server", "--model", str(model_path), "--discovery", str(file)]
-    prefix_file = _write_prefix(file, prefix) if prefix is not None else None
+    messages = prefix() if prefix is not None else None
+    prefix_file = _write_prefix(file, messages) if messages else None
     if prefix_file is not None:
         command += ["--prefix", str(prefix_file)]
+        from .local import prefix_to_compute
+
+        if on_prefix_compute is not None and prefix_to_compute(model_path, messages, SLOTS * KERNEL_CONTEXT):
+            on_prefix_compute()
     log = file.with_suffix(".log")
     try:
         with open(log, "wb") as out:
@@ -200,9 +224,8 @@ def _start(
             prefix_file.unlink(missing_ok=True)
 
 
-def _write_prefix(file: Path, prefix: Prefix) -> Path:
-    """`prefix()`'s messages in a private file beside the discovery file (a prompt may quote the user's data)."""
-    messages = prefix()
+def _write_prefix(file: Path, messages: list[dict[str, str]]) -> Path:
+    """The prefix's messages in a private file beside the discovery file (a prompt may quote the user's data)."""
     path = file.with_name(f"{file.stem}-prefix-{os.getpid()}.json")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:

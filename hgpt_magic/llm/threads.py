@@ -26,6 +26,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from .background import Background
+
 #: Fewer free cores than the full thread count minus this switches to the lean copy ...
 ENTER_LEAN_BELOW = 0.5
 #: ... and more free cores than the full thread count minus this switches back (hysteresis: no flapping).
@@ -161,6 +163,9 @@ class LeanCopy:
     The request that notices the load waits (`LEAN_WAIT_S`): the full model's threads on busy cores are
     slower than the load.
     A copy that fails to load is not retried; the full-thread model keeps answering.
+
+    All of it (the idle timer, the load and warm, each sync) runs as named jobs of one `Background` owner,
+    one at a time: a sync never runs beside the load or another sync.
     """
 
     def __init__(
@@ -169,16 +174,18 @@ class LeanCopy:
         warm: Callable[[object], None],
         preload_after_idle: float | None = None,
         sync: Callable[[object], None] | None = None,
+        background: Background | None = None,
     ):
         self._load = load
         self._warm = warm
         self._sync = sync  # once loaded, run in the background after each request (`request()`)
-        self._syncing = False
+        self._jobs = background if background is not None else Background("hgpt-lean-copy")
         self.syncs = 0  # syncs done, and why the last one failed (if it did)
         self.sync_error: str | None = None
         self.preload_after_idle = preload_after_idle  # None: load only when the machine is seen busy
         self._server: object | None = None
-        self._thread: threading.Thread | None = None
+        self._load_started = False
+        self._loaded = threading.Event()  # set when the load ended, loaded or failed
         self.error: str | None = None
         self.load_seconds: float | None = None  # load + warm, for benchmarks and logs
         self.started_by: str | None = None  # "idle" (loaded ahead) or "busy" (a busy request asked first)
@@ -190,7 +197,8 @@ class LeanCopy:
     def request(self) -> Iterator[None]:
         """Wrap each request to the model (either copy): after the last one ends, an idle spell of
         `preload_after_idle` seconds loads the copy ahead; once it is loaded, `sync` runs in the background
-        after each request (one at a time), to keep the copy's prompt cache in step with the session."""
+        after each request (skipped while one is queued or running), to keep the copy's prompt cache in step
+        with the session."""
         with self._lock:
             self._in_flight += 1
             self._started += 1
@@ -200,16 +208,13 @@ class LeanCopy:
             with self._lock:
                 self._in_flight -= 1
                 started = self._started
-                schedule = self.preload_after_idle is not None and self._thread is None and not self._in_flight
+                schedule = self.preload_after_idle is not None and not self._load_started and not self._in_flight
+                delay = self.preload_after_idle
                 server = self._server
-                sync = self._sync is not None and server is not None and not self._syncing
-                self._syncing = self._syncing or sync
-            if sync:
-                threading.Thread(target=self._run_sync, args=(server,), name="hgpt-lean-sync", daemon=True).start()
-            if schedule:
-                timer = threading.Timer(self.preload_after_idle, self._when_idle, args=(started,))
-                timer.daemon = True
-                timer.start()
+            if self._sync is not None and server is not None:
+                self._jobs.submit("sync", lambda: self._run_sync(server))
+            if schedule:  # a newer timer replaces the older: only the latest request's idle spell counts
+                self._jobs.submit("load-when-idle", lambda: self._when_idle(started), delay=delay, replace=True)
 
     def _when_idle(self, started: int) -> None:
         with self._lock:
@@ -221,30 +226,33 @@ class LeanCopy:
 
     def _run_sync(self, server: object) -> None:
         try:
-            self._sync(server)
-            self.syncs += 1
-        except Exception as exc:  # the copy still answers, with an older prompt cache
-            self.sync_error = f"{type(exc).__name__}: {exc}"
-        finally:
+            self._sync(server)  # type: ignore[misc]  # submitted only when there is one
             with self._lock:
-                self._syncing = False
+                self.syncs += 1
+        except Exception as exc:  # the copy still answers, with an older prompt cache
+            with self._lock:
+                self.sync_error = f"{type(exc).__name__}: {exc}"
 
     def get(self, wait: float = 0.0) -> object | None:
         self._begin("busy")
         with self._lock:
-            server, thread = self._server, self._thread
-        if server is None and wait > 0:
-            thread.join(wait)
             server = self._server
+        if server is None and wait > 0:
+            self._loaded.wait(wait)
+            with self._lock:
+                server = self._server
         return server
 
     def _begin(self, reason: str) -> None:
         """Start the load in the background, once."""
         with self._lock:
-            if self._server is None and self._thread is None:
-                self.started_by = reason
-                self._thread = threading.Thread(target=self._start, name="hgpt-lean-llm", daemon=True)
-                self._thread.start()
+            if self._load_started:
+                return
+            self._load_started = True
+            self.started_by = reason
+        if not self._jobs.submit("load", self._start):  # the owner was closed: no load, the full model answers
+            self.error = "not loaded: background work closed"
+            self._loaded.set()
 
     def _start(self) -> None:
         start = time.monotonic()
@@ -253,14 +261,18 @@ class LeanCopy:
             self._warm(server)
         except Exception as exc:  # the full model still answers; say why in `error` for diagnostics
             self.error = f"{type(exc).__name__}: {exc}"
-            return
-        with self._lock:
-            self._server = server
-            self.load_seconds = time.monotonic() - start
+        else:
+            with self._lock:
+                self._server = server
+                self.load_seconds = time.monotonic() - start
+        finally:
+            self._loaded.set()
 
     def wait(self, timeout: float | None = None) -> object | None:
         """The loaded copy after waiting for a started load (tests and benchmarks)."""
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-        return self._server
+        with self._lock:
+            started = self._load_started
+        if started:
+            self._loaded.wait(timeout)
+        with self._lock:
+            return self._server

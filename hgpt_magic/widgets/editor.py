@@ -662,21 +662,22 @@ class PlanEditor:
         except PlanError as exc:
             self._say(f"Re-plan failed, the old plan is kept: {exc}", error=True)
             return
-        run = self.run
-        self._request = request
-        run.request, run.plan, run.selection = request, plan, selection
-        run.results, run.answer, run.status, run.error = {}, None, "selected", None
-        self.tasks = [Task.from_dict(t.to_dict()) for t in plan]
-        self.choices = dict(selection.choices)
-        self.llm_choices = dict(self.choices)
-        self.typed = TypedValues()  # the new plan's values are the LLM's until the user types
-        self.results = {}
-        self._shown = {}
-        for output in self._outputs.values():
-            output.close()
-        self._outputs = {}
-        self.answer.outputs = ()
-        self._rebuild()
+        with self._lock:  # the new plan replaces the shared state in one step (the ticker and events read it)
+            run = self.run
+            self._request = request
+            run.request, run.plan, run.selection = request, plan, selection
+            run.results, run.answer, run.status, run.error = {}, None, "selected", None
+            self.tasks = [Task.from_dict(t.to_dict()) for t in plan]
+            self.choices = dict(selection.choices)
+            self.llm_choices = dict(self.choices)
+            self.typed = TypedValues()  # the new plan's values are the LLM's until the user types
+            self.results = {}
+            self._shown = {}
+            for output in self._outputs.values():
+                output.close()
+            self._outputs = {}
+            self.answer.outputs = ()
+            self._rebuild()
         notes = "; ".join(plan.repairs)
         self._say(f"New plan: {len(plan)} tasks." + (f" Repaired: {notes}" if notes else ""))
 
