@@ -225,3 +225,126 @@ def test_editor_in_jupyterlab_runs_after_a_model_change(lab, tmp_path):
             print(f"screenshots: {shot.parent}")
         finally:
             browser.close()
+
+
+# --------------------------------------------------------------------------- hostile markup (issue 24)
+
+#: Each payload sets `window.pwned` (the iframe's script: its parent's) if it ever runs.
+PAYLOADS = {
+    "img": '<img src=x onerror="window.pwned=1">',
+    "svg": '<svg onload="window.pwned=2"><circle r="4"/></svg>',
+    "iframe": '<iframe srcdoc="<script>parent.pwned=3</script>"></iframe>',
+    "link": "[click me](javascript:window.pwned=4)",
+    "script": "<script>window.pwned=5</script>",
+}
+ANSWER = (f"**Done.** The sign says {PAYLOADS['img']}.\n\n- first {PAYLOADS['svg']}\n- second {PAYLOADS['iframe']}\n"
+          f"- the [picture](photo.png)\n\n{PAYLOADS['link']} {PAYLOADS['script']}")
+SETUP = '''%load_ext hgpt_magic
+import json
+from PIL import Image
+from hgpt_magic.catalog import Catalog, ModelCard
+from hgpt_magic.experts.base import ExpertBackend
+from hgpt_magic.pipeline import HuggingGPT
+from hgpt_magic.registry import Registry, default_registry
+from hgpt_magic.testing import ScriptedLLM
+from hgpt_magic.types import Artifact
+
+P = json.loads({payloads!r})
+ANSWER = json.loads({answer!r})
+
+
+class Hostile(ExpertBackend):
+    """A stand-in expert whose outputs are the payloads: an OCR'd sign, labels, a summary."""
+
+    name, offline = "hostile", True
+
+    def cards(self):
+        return [ModelCard(m, t, 5, backend="hostile") for m, t in
+                [("ocr-x", "image-to-text"), ("cls-x", "image-classification"), ("sum-x", "summarization")]]
+
+    def can_serve(self, task, model):
+        return model in ("ocr-x", "cls-x", "sum-x")
+
+    def run(self, task, model, inputs, ctx):
+        if task == "image-to-text":
+            return [Artifact(kind="text", text="SIGN: " + P["svg"] + P["script"])]
+        if task == "image-classification":
+            return [Artifact(kind="data", data=[{{"label": P["iframe"], "score": 0.9}}], text=P["img"])]
+        return [Artifact(kind="text", text="summary " + P["img"])]
+
+
+Image.new("RGB", (32, 24), "red").save("photo.png")
+plan = json.dumps({{"tasks": [
+    {{"task": "image-to-text", "id": 0, "dep": [], "args": {{"image": "photo.png"}}}},
+    {{"task": "image-classification", "id": 1, "dep": [], "args": {{"image": "photo.png"}}}},
+    {{"task": "summarization", "id": 2, "dep": [], "args": {{"text": P["img"] + P["iframe"]}}}},
+]}})
+magics = get_ipython().magics_manager.registry["HuggingGPTMagics"]
+magics.pipeline = HuggingGPT(llm=ScriptedLLM([plan, ANSWER, plan, ANSWER]), experts=[Hostile()],
+                             registry=Registry.of(list(default_registry()), name="tests"), catalog=Catalog([]))
+'''
+REQUEST = "Read photo.png, classify photo.png and summarise it"
+
+
+def _payload_notebook(path: Path) -> None:
+    setup = SETUP.format(payloads=json.dumps(PAYLOADS), answer=json.dumps(ANSWER))
+    sources = [setup, f"%%hugginggpt --auto\n{REQUEST}", "%hugginggpt last", "%hugginggpt history",
+               f"%%hugginggpt\n{REQUEST}"]
+    cells = [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": s}
+             for s in sources]
+    path.write_text(json.dumps({"cells": cells, "metadata": {"kernelspec": {
+        "name": "python3", "display_name": "Python 3", "language": "python"}}, "nbformat": 4, "nbformat_minor": 5}))
+
+
+def test_no_payload_from_the_llm_or_an_expert_runs_in_jupyterlab(lab, tmp_path):
+    """A notebook whose answer, task outputs, plan, `last`, `history` and live plan editor all carry
+    markup payloads: after every cell ran and the editor's Run was clicked, none of them has run."""
+    from playwright.sync_api import expect, sync_playwright
+
+    base, token, root = lab
+    _payload_notebook(root / "payloads.ipynb")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 2400})
+            page.goto(f"{base}/lab/tree/payloads.ipynb?reset&token={token}")
+            page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=120_000)
+            page.wait_for_function(
+                "() => window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel?.status === 'idle'",
+                timeout=120_000,
+            )
+            page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            page.wait_for_function(
+                """(stderr) => {
+                    const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
+                    const failed = [...document.querySelectorAll(stderr)].some(e => e.textContent.includes('Traceback'));
+                    return failed || (prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent)));
+                }""",
+                arg=STDERR, timeout=300_000, polling=500,
+            )
+            tracebacks = [t for t in page.locator(STDERR).all_text_contents() if "Traceback" in t]
+            assert not tracebacks, tracebacks
+
+            editor = page.locator(".jp-OutputArea-output").filter(has_text="Re-plan uses it").first
+            expect(editor).to_be_visible(timeout=60_000)
+            editor.locator("button").filter(has_text=re.compile(r"^\s*Run\s*$")).click()
+            expect(editor.locator(".widget-html").filter(has_text="tasks done").first).to_contain_text(
+                "Done in", timeout=120_000)
+            expect(editor.locator(".jp-RenderedMarkdown").last).to_contain_text("Done.", timeout=60_000)
+            page.locator(".jp-RenderedMarkdown a").first.wait_for(timeout=10_000)
+            for link in page.locator(".jp-OutputArea-output a").all():  # a script link would run on click
+                href = (link.get_attribute("href") or "").strip().lower()
+                assert not href.startswith(("javascript:", "data:")), href
+            time.sleep(2)  # an image's onerror fires once its load fails
+
+            outputs = page.locator(".jp-OutputArea-output")
+            live = outputs.locator("img[onerror], svg[onload], iframe, script, [srcdoc]").count()
+            shown = " ".join(outputs.all_inner_texts())
+            pwned = page.evaluate("() => window.pwned ?? null")
+            _save_screenshot(page, tmp_path, "payloads.png")
+        finally:
+            browser.close()
+    assert pwned is None, f"a payload ran: window.pwned = {pwned}"
+    assert live == 0
+    for text in ('onerror="window.pwned=1"', 'onload="window.pwned=2"', "srcdoc=", "Done."):
+        assert text in shown, text  # the payloads are shown as the text they are
