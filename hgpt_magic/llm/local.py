@@ -406,8 +406,8 @@ def prefix_to_compute(path: Path, messages: list[dict[str, str]], n_ctx: int = 8
     import xllamacpp
 
     folder = _slot_folder()
-    if folder is None:
-        return False  # nothing would be saved: no "once" to promise
+    if folder is None or not path.is_file():
+        return False  # nothing would be saved: no "once" to promise (no model there: loading says so)
     key = prefix_key(path, n_ctx, kv_types(xllamacpp.CommonParams()), messages)
     return not (folder / f"prefix-{key}.bin").is_file()
 
