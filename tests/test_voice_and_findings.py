@@ -263,7 +263,7 @@ def test_speech_made_from_a_transcript_speaks_the_transcripts_language(tmp_path)
     clip = espeak(tmp_path / "de.wav", GERMAN, "de")
     llm = ScriptedLLM([plan_reply(("automatic-speech-recognition", {"audio": str(clip)}),
                                   ("text-to-speech", {"text": "<GENERATED>-0"})), "Done."])
-    run = HuggingGPT(llm=llm, experts="local", out_dir=tmp_path / "runs").run(f"Transcribe {clip} and read it back")
+    run = HuggingGPT(llm=llm, experts="local", out_dir=tmp_path / "runs").run(f"Transcribe {clip} and read it aloud")
     [audio] = run.results[1].artifacts
     assert audio.data["language"] == "de" and audio.data["language_source"] == "recorded"
     assert audio.data["voice"] == "espeak-ng de"

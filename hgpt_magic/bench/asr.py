@@ -41,6 +41,8 @@ PITCHES = (35, 45, 55, 65)
 #: espeak-ng's base voice per language (English: both accents).
 BASE_VOICES = {"en": ("en-us", "en-gb"), "de": ("de",), "fr": ("fr-fr",), "es": ("es",)}
 NOISE_EVERY, NOISE_SNR_DB = 3, 15.0
+#: espeak-ng's own defaults, for `--plain`.
+PLAIN_SPEED, PLAIN_PITCH = 175, 50
 RATE = 16000
 
 
@@ -58,8 +60,11 @@ class Clip:
     split: str
 
 
-def load_clips(seed: int = 25, split: str = "dev") -> list[Clip]:
-    """The benchmark's clips: per language a seeded shuffle, its first half `dev`, the rest `held-out`."""
+def load_clips(seed: int = 25, split: str = "dev", plain: bool = False) -> list[Clip]:
+    """The benchmark's clips: per language a seeded shuffle, its first half `dev`, the rest `held-out`.
+
+    `plain`: the same sentences in espeak-ng's plain voices at its default speed and pitch, no noise (the
+    kind of clip the tests use): a reference point, not the benchmark."""
     rows = [json.loads(line) for line in data_path("asr_sentences.jsonl").read_text(encoding="utf-8").splitlines()
             if line.strip()]
     rng = random.Random(seed)
@@ -69,10 +74,12 @@ def load_clips(seed: int = 25, split: str = "dev") -> list[Clip]:
         rng.shuffle(texts)
         for n, text in enumerate(texts):
             base = BASE_VOICES[lang][n % len(BASE_VOICES[lang])]
+            variant, speed, pitch = rng.choice(VARIANTS), rng.choice(SPEEDS), rng.choice(PITCHES)
             clips.append(Clip(
                 id=f"{lang}-{n:02d}", lang=lang, text=text,
-                voice=f"{base}+{rng.choice(VARIANTS)}", speed=rng.choice(SPEEDS), pitch=rng.choice(PITCHES),
-                noise=n % NOISE_EVERY == NOISE_EVERY - 1, split="dev" if n < len(texts) // 2 else "held-out",
+                voice=base if plain else f"{base}+{variant}", speed=PLAIN_SPEED if plain else speed,
+                pitch=PLAIN_PITCH if plain else pitch, noise=not plain and n % NOISE_EVERY == NOISE_EVERY - 1,
+                split="dev" if n < len(texts) // 2 else "held-out",
             ))
     return [c for c in clips if split == "all" or c.split == split]
 
@@ -219,6 +226,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--seed", type=int, default=25, help="seed of the split, voices and noise")
     parser.add_argument("--models", nargs="*", default=None, help="model ids (default: every installed ASR model)")
     parser.add_argument("--limit", type=int, default=None, help="at most this many clips per language")
+    parser.add_argument("--plain", action="store_true",
+                        help="espeak-ng's plain voices, default speed and pitch, no noise (a reference, not the target)")
     parser.add_argument("--out", default=None, help="write the figures as JSON here")
     parser.add_argument("--details", default=None, help="write one JSON line per clip and model here")
     return parser
@@ -230,7 +239,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     from ..experts.local import MODELS
 
-    clips = load_clips(args.seed, args.split)
+    clips = load_clips(args.seed, args.split, plain=args.plain)
     if args.limit:
         clips = [c for lang in sorted({c.lang for c in clips}) for c in [x for x in clips if x.lang == lang][: args.limit]]
     models = asr_models(args.models)
@@ -246,7 +255,7 @@ def main(args: argparse.Namespace) -> int:
             rows += run_model(model, clips, paths, work)
             holder = MODELS.get(model)
             load_seconds[model] = holder.load_seconds if holder is not None else None
-    figures = summarise(rows, load_seconds, args.split)
+    figures = summarise(rows, load_seconds, args.split + (" plain" if args.plain else ""))
     if args.details:
         Path(args.details).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     emit(figures, readable(figures), args.out)
