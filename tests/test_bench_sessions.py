@@ -302,3 +302,14 @@ def test_a_made_file_fact_needs_a_file_this_run_made():
     assert kinds_failed(check_request(spec, a_run(tasks, results, "I read data/memo.wav aloud."), state)) == ["facts"]
     assert kinds_failed(check_request({**spec, "facts": ["{made}.png"]}, a_run(
         tasks, results, "Spoken: runs/r1/task0-text-to-speech-ab12.wav"), state)) == ["facts"]
+
+
+def test_a_file_name_states_no_fact():
+    state = SessionState(named={"data/cat.png"})
+    tasks = [Task(0, "image-to-text", args={"image": "data/cat.png"})]
+    results = {0: TaskResult(0, "image-to-text", status="done", artifacts=[Artifact("text", "O")])}
+    spec = {"tasks": ["image-to-text"], "facts": ["cat|tabby"]}
+    assert kinds_failed(check_request(spec, a_run(tasks, results, "The text in cat.png is O."), state)) == ["facts"]
+    assert kinds_failed(check_request(spec, a_run(tasks, results, "A tabby (labels for cat.png)."), state)) == []
+    assert kinds_failed(check_request({**spec, "facts": [".png", "15.70"]}, a_run(
+        tasks, results, "Total 15.70 in cat.png"), state)) == []

@@ -75,6 +75,9 @@ DATA_DIR = "data"
 #: A fact that stands for a file this run made: `{made}.png` holds when the answer names one of its .png files.
 MADE = "{made}"
 
+#: A file name in an answer ("bakery.png", "runs/x/task0-tts.wav"); not "15.70".
+FILE_NAME = re.compile(r"[\w./-]+\.[A-Za-z][A-Za-z0-9]{1,4}\b")
+
 #: Shorter facts ("1", "no") are too common to call a repeat of them stale.
 STALE_MIN_CHARS = 4
 
@@ -167,7 +170,7 @@ def check_request(spec: Mapping[str, Any], run: Run, state: SessionState) -> lis
     answer = run.answer or ""
     made = [Path(a.path).name for r in run.results.values() for a in r.artifacts if a.path]
     for fact in spec.get("facts", []):
-        found = any(_states(answer, alt, made) for alt in _alternatives(fact))
+        found = any(states_fact(answer, alt, made) for alt in _alternatives(fact))
         checks.append(Check("facts", found, "" if found else f"missing {fact!r}"))
     checks.append(_check_stale(spec, run, state))
     if len(run.plan):
@@ -175,10 +178,14 @@ def check_request(spec: Mapping[str, Any], run: Run, state: SessionState) -> lis
     return checks
 
 
-def _states(answer: str, fact: str, made: Sequence[str]) -> bool:
+def states_fact(answer: str, fact: str, made: Sequence[str] = ()) -> bool:
+    """Whether `answer` states `fact`. A file name is no statement: "cat" is not stated by "cat.png", so
+    facts are looked for with file names taken out, unless the fact is about files (".wav", `{made}.png`)."""
     if fact.startswith(MADE):
         return any(name.endswith(fact[len(MADE) :]) and name in answer for name in made)
-    return _contains(answer, fact)
+    if fact.startswith(".") or FILE_NAME.search(fact):
+        return _contains(answer, fact)
+    return _contains(FILE_NAME.sub(" ", answer), fact)
 
 
 def _check_files(run: Run, state: SessionState) -> Check:
@@ -208,7 +215,7 @@ def _check_speech(run: Run) -> list[Check]:
 def _check_stale(spec: Mapping[str, Any], run: Run, state: SessionState) -> Check:
     own = [alt for fact in spec.get("facts", []) for alt in _alternatives(fact)]
     produced = "\n".join([_results_text(run), run.request, *(json.dumps(t.args) for t in run.plan)])
-    answer = re.sub(r"\S+\.[A-Za-z][A-Za-z0-9]{1,4}\b", " ", run.answer or "")  # "bakery.png" repeats no fact
+    answer = FILE_NAME.sub(" ", run.answer or "")  # "bakery.png" repeats no fact
     earlier = state.earlier_facts if len(run.plan) else []  # no task: the answer comes from the history
     stale = [
         fact
