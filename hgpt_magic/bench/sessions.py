@@ -442,7 +442,7 @@ def report(rows: Sequence[RequestRow], skipped: Sequence[str] = ()) -> dict[str,
             by_kind[kind] = {"held": sum(c.ok for c in of_kind) / len(of_kind), "failed": sum(not c.ok for c in of_kind)}
     seconds = [r.seconds for r in rows]
     figures = {
-        "sessions": len({r.session for r in rows}),
+        "sessions": len({(r.suite, r.session) for r in rows}),
         "requests": len(rows),
         "checks": len(checks),
         "held": _share(checks),
