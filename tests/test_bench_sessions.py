@@ -280,8 +280,8 @@ def test_the_cli_runs_the_chosen_suite_and_part_and_refuses_a_broken_suite(tmp_p
     assert bench_main(["sessions", "--suite", str(path), "--experts", "llm", "--details", str(details),
                        "--quiet", "--split", held]) == 0
     figures = json.loads(capsys.readouterr().out.splitlines()[0])
-    assert list(figures["parts"]) == [f"{path}/{held}"]
-    part = figures["parts"][f"{path}/{held}"]
+    assert list(figures["parts"]) == [f"suite/{held}"]  # a suite file is called by its stem
+    part = figures["parts"][f"suite/{held}"]
     assert part["requests"] == 2 and part["held"] == 1.0 and part["sessions"] == 2
     assert [json.loads(line)["split"] for line in details.read_text().splitlines()] == [held, held]
 

@@ -548,8 +548,13 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     return parser
 
 
+def suite_name(name: str) -> str:
+    """How a suite is called in the figures: its `SUITES` name, or its file's stem."""
+    return name if name in SUITES else Path(name).stem
+
+
 def main(args: argparse.Namespace) -> int:
-    names = args.suite or list(SUITES)
+    names = [suite_name(n) for n in args.suite] if args.suite else list(SUITES)
     if args.from_details:
         rows = [row_from_json(json.loads(line)) for path in args.from_details
                 for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -562,13 +567,13 @@ def main(args: argparse.Namespace) -> int:
     from . import load_llm
 
     suites = {}
-    for name in names:
-        suite = load_suite(suite_path(name))
+    for given in args.suite or list(SUITES):
+        suite = load_suite(suite_path(given))
         problems = suite_problems(suite)
         if problems:
-            print(f"{name}: {'; '.join(problems)}", file=sys.stderr)
+            print(f"{given}: {'; '.join(problems)}", file=sys.stderr)
             return 2
-        suites[name] = select_sessions(suite, args.split, args.start, args.limit)
+        suites[suite_name(given)] = select_sessions(suite, args.split, args.start, args.limit)
     llm = load_llm(args.llm, args.threads)
 
     def progress(row: RequestRow) -> None:
