@@ -313,3 +313,17 @@ def test_a_file_name_states_no_fact():
     assert kinds_failed(check_request(spec, a_run(tasks, results, "A tabby (labels for cat.png)."), state)) == []
     assert kinds_failed(check_request({**spec, "facts": [".png", "15.70"]}, a_run(
         tasks, results, "Total 15.70 in cat.png"), state)) == []
+
+
+def test_speech_must_say_what_the_request_asked_to_hear():
+    state = SessionState(named={"data/sign.png", "data/astronaut.png"})
+    tasks = [Task(0, "object-detection", args={"image": "data/astronaut.png"}),
+             Task(1, "text-to-speech", dep=[0], args={"text": "<GENERATED>-0"})]
+    wav = Artifact("audio", "speech", path="runs/r/task1-text-to-speech-aa.wav")
+    results = {0: TaskResult(0, "object-detection", status="done", artifacts=[Artifact("text", "1 face found")]),
+               1: TaskResult(1, "text-to-speech", status="done", inputs={"text": "1 face found"}, artifacts=[wav])}
+    spec = {"tasks": ["object-detection", "text-to-speech"], "speaks": ["WELCOME TO THE LIBRARY|welcome"]}
+    checks = check_request(spec, a_run(tasks, results, "Read aloud: runs/r/task1-text-to-speech-aa.wav"), state)
+    assert kinds_failed(checks) == ["speech"] and "1 face found" in [c for c in checks if not c.ok][0].detail
+    results[1].inputs["text"] = "WELCOME TO THE LIBRARY"
+    assert kinds_failed(check_request(spec, a_run(tasks, results, "Read aloud."), state)) == []

@@ -8,7 +8,8 @@ This bench runs suites of sessions on real files (made by `session_data`) and ch
 - tasks:       each required task type is in the plan (`"tasks": ["image-to-text", "a|b"]`)
 - unrequested: no task outside the required and allowed ones (`"allow": [...]`)
 - files:       every file argument was named by a request of the session or made by one of its runs
-- speech:      text-to-speech is given text meant for people, not raw data (boxes, JSON)
+- speech:      text-to-speech is given text meant for people, not raw data (boxes, JSON), and, where the
+               request says what is to be spoken (`"speaks": ["WELCOME"]`), that text
 - facts:       the answer states each expected fact (`"facts": ["15.70", "one|1 face"]`, any spelling given);
                `{made}.wav` is the name of a .wav file this run made (naming the input file does not count)
 - stale:       the answer repeats no fact of an earlier request that this run did not produce itself (a
@@ -167,6 +168,7 @@ def check_request(spec: Mapping[str, Any], run: Run, state: SessionState) -> lis
     checks.append(Check("unrequested", not extra, f"unrequested: {extra}" if extra else ""))
     checks.append(_check_files(run, state))
     checks += _check_speech(run)
+    checks += _check_spoken(spec, run)
     answer = run.answer or ""
     made = [Path(a.path).name for r in run.results.values() for a in r.artifacts if a.path]
     for fact in spec.get("facts", []):
@@ -209,6 +211,16 @@ def _check_speech(run: Run) -> list[Check]:
             text = result.inputs["text"]
             raw = RAW_DATA.search(text)
             checks.append(Check("speech", raw is None, f"speaks raw data: {text[:80]!r}" if raw else ""))
+    return checks
+
+
+def _check_spoken(spec: Mapping[str, Any], run: Run) -> list[Check]:
+    """Each `"speaks"` entry is in the text of some speech this run made (the sign's words, not "1 face found")."""
+    spoken = [r.inputs.get("text", "") for r in run.results.values() if r.task == "text-to-speech" and r.status == "done"]
+    checks = []
+    for entry in spec.get("speaks", []):
+        found = any(_contains(text, alt) for text in spoken for alt in _alternatives(entry))
+        checks.append(Check("speech", found, "" if found else f"no speech says {entry!r} (spoken: {spoken})"[:200]))
     return checks
 
 
