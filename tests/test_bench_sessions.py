@@ -280,8 +280,8 @@ def test_the_cli_runs_the_chosen_suite_and_part_and_refuses_a_broken_suite(tmp_p
     assert bench_main(["sessions", "--suite", str(path), "--experts", "llm", "--details", str(details),
                        "--quiet", "--split", held]) == 0
     figures = json.loads(capsys.readouterr().out.splitlines()[0])
-    assert list(figures["parts"]) == [f"{path}/{held}"]
-    part = figures["parts"][f"{path}/{held}"]
+    assert list(figures["parts"]) == [f"suite/{held}"]  # a suite file is called by its stem
+    part = figures["parts"][f"suite/{held}"]
     assert part["requests"] == 2 and part["held"] == 1.0 and part["sessions"] == 2
     assert [json.loads(line)["split"] for line in details.read_text().splitlines()] == [held, held]
 
@@ -302,3 +302,28 @@ def test_a_made_file_fact_needs_a_file_this_run_made():
     assert kinds_failed(check_request(spec, a_run(tasks, results, "I read data/memo.wav aloud."), state)) == ["facts"]
     assert kinds_failed(check_request({**spec, "facts": ["{made}.png"]}, a_run(
         tasks, results, "Spoken: runs/r1/task0-text-to-speech-ab12.wav"), state)) == ["facts"]
+
+
+def test_a_file_name_states_no_fact():
+    state = SessionState(named={"data/cat.png"})
+    tasks = [Task(0, "image-to-text", args={"image": "data/cat.png"})]
+    results = {0: TaskResult(0, "image-to-text", status="done", artifacts=[Artifact("text", "O")])}
+    spec = {"tasks": ["image-to-text"], "facts": ["cat|tabby"]}
+    assert kinds_failed(check_request(spec, a_run(tasks, results, "The text in cat.png is O."), state)) == ["facts"]
+    assert kinds_failed(check_request(spec, a_run(tasks, results, "A tabby (labels for cat.png)."), state)) == []
+    assert kinds_failed(check_request({**spec, "facts": [".png", "15.70"]}, a_run(
+        tasks, results, "Total 15.70 in cat.png"), state)) == []
+
+
+def test_speech_must_say_what_the_request_asked_to_hear():
+    state = SessionState(named={"data/sign.png", "data/astronaut.png"})
+    tasks = [Task(0, "object-detection", args={"image": "data/astronaut.png"}),
+             Task(1, "text-to-speech", dep=[0], args={"text": "<GENERATED>-0"})]
+    wav = Artifact("audio", "speech", path="runs/r/task1-text-to-speech-aa.wav")
+    results = {0: TaskResult(0, "object-detection", status="done", artifacts=[Artifact("text", "1 face found")]),
+               1: TaskResult(1, "text-to-speech", status="done", inputs={"text": "1 face found"}, artifacts=[wav])}
+    spec = {"tasks": ["object-detection", "text-to-speech"], "speaks": ["WELCOME TO THE LIBRARY|welcome"]}
+    checks = check_request(spec, a_run(tasks, results, "Read aloud: runs/r/task1-text-to-speech-aa.wav"), state)
+    assert kinds_failed(checks) == ["speech"] and "1 face found" in [c for c in checks if not c.ok][0].detail
+    results[1].inputs["text"] = "WELCOME TO THE LIBRARY"
+    assert kinds_failed(check_request(spec, a_run(tasks, results, "Read aloud."), state)) == []

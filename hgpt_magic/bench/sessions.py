@@ -8,7 +8,8 @@ This bench runs suites of sessions on real files (made by `session_data`) and ch
 - tasks:       each required task type is in the plan (`"tasks": ["image-to-text", "a|b"]`)
 - unrequested: no task outside the required and allowed ones (`"allow": [...]`)
 - files:       every file argument was named by a request of the session or made by one of its runs
-- speech:      text-to-speech is given text meant for people, not raw data (boxes, JSON)
+- speech:      text-to-speech is given text meant for people, not raw data (boxes, JSON), and, where the
+               request says what is to be spoken (`"speaks": ["WELCOME"]`), that text
 - facts:       the answer states each expected fact (`"facts": ["15.70", "one|1 face"]`, any spelling given);
                `{made}.wav` is the name of a .wav file this run made (naming the input file does not count)
 - stale:       the answer repeats no fact of an earlier request that this run did not produce itself (a
@@ -74,6 +75,9 @@ DATA_DIR = "data"
 
 #: A fact that stands for a file this run made: `{made}.png` holds when the answer names one of its .png files.
 MADE = "{made}"
+
+#: A file name in an answer ("bakery.png", "runs/x/task0-tts.wav"); not "15.70".
+FILE_NAME = re.compile(r"[\w./-]+\.[A-Za-z][A-Za-z0-9]{1,4}\b")
 
 #: Shorter facts ("1", "no") are too common to call a repeat of them stale.
 STALE_MIN_CHARS = 4
@@ -164,10 +168,11 @@ def check_request(spec: Mapping[str, Any], run: Run, state: SessionState) -> lis
     checks.append(Check("unrequested", not extra, f"unrequested: {extra}" if extra else ""))
     checks.append(_check_files(run, state))
     checks += _check_speech(run)
+    checks += _check_spoken(spec, run)
     answer = run.answer or ""
     made = [Path(a.path).name for r in run.results.values() for a in r.artifacts if a.path]
     for fact in spec.get("facts", []):
-        found = any(_states(answer, alt, made) for alt in _alternatives(fact))
+        found = any(states_fact(answer, alt, made) for alt in _alternatives(fact))
         checks.append(Check("facts", found, "" if found else f"missing {fact!r}"))
     checks.append(_check_stale(spec, run, state))
     if len(run.plan):
@@ -175,10 +180,14 @@ def check_request(spec: Mapping[str, Any], run: Run, state: SessionState) -> lis
     return checks
 
 
-def _states(answer: str, fact: str, made: Sequence[str]) -> bool:
+def states_fact(answer: str, fact: str, made: Sequence[str] = ()) -> bool:
+    """Whether `answer` states `fact`. A file name is no statement: "cat" is not stated by "cat.png", so
+    facts are looked for with file names taken out, unless the fact is about files (".wav", `{made}.png`)."""
     if fact.startswith(MADE):
         return any(name.endswith(fact[len(MADE) :]) and name in answer for name in made)
-    return _contains(answer, fact)
+    if fact.startswith(".") or FILE_NAME.search(fact):
+        return _contains(answer, fact)
+    return _contains(FILE_NAME.sub(" ", answer), fact)
 
 
 def _check_files(run: Run, state: SessionState) -> Check:
@@ -205,10 +214,20 @@ def _check_speech(run: Run) -> list[Check]:
     return checks
 
 
+def _check_spoken(spec: Mapping[str, Any], run: Run) -> list[Check]:
+    """Each `"speaks"` entry is in the text of some speech this run made (the sign's words, not "1 face found")."""
+    spoken = [r.inputs.get("text", "") for r in run.results.values() if r.task == "text-to-speech" and r.status == "done"]
+    checks = []
+    for entry in spec.get("speaks", []):
+        found = any(_contains(text, alt) for text in spoken for alt in _alternatives(entry))
+        checks.append(Check("speech", found, "" if found else f"no speech says {entry!r} (spoken: {spoken})"[:200]))
+    return checks
+
+
 def _check_stale(spec: Mapping[str, Any], run: Run, state: SessionState) -> Check:
     own = [alt for fact in spec.get("facts", []) for alt in _alternatives(fact)]
     produced = "\n".join([_results_text(run), run.request, *(json.dumps(t.args) for t in run.plan)])
-    answer = re.sub(r"\S+\.[A-Za-z][A-Za-z0-9]{1,4}\b", " ", run.answer or "")  # "bakery.png" repeats no fact
+    answer = FILE_NAME.sub(" ", run.answer or "")  # "bakery.png" repeats no fact
     earlier = state.earlier_facts if len(run.plan) else []  # no task: the answer comes from the history
     stale = [
         fact
@@ -435,7 +454,7 @@ def report(rows: Sequence[RequestRow], skipped: Sequence[str] = ()) -> dict[str,
             by_kind[kind] = {"held": sum(c.ok for c in of_kind) / len(of_kind), "failed": sum(not c.ok for c in of_kind)}
     seconds = [r.seconds for r in rows]
     figures = {
-        "sessions": len({r.session for r in rows}),
+        "sessions": len({(r.suite, r.session) for r in rows}),
         "requests": len(rows),
         "checks": len(checks),
         "held": _share(checks),
@@ -541,8 +560,13 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     return parser
 
 
+def suite_name(name: str) -> str:
+    """How a suite is called in the figures: its `SUITES` name, or its file's stem."""
+    return name if name in SUITES else Path(name).stem
+
+
 def main(args: argparse.Namespace) -> int:
-    names = args.suite or list(SUITES)
+    names = [suite_name(n) for n in args.suite] if args.suite else list(SUITES)
     if args.from_details:
         rows = [row_from_json(json.loads(line)) for path in args.from_details
                 for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -555,13 +579,13 @@ def main(args: argparse.Namespace) -> int:
     from . import load_llm
 
     suites = {}
-    for name in names:
-        suite = load_suite(suite_path(name))
+    for given in args.suite or list(SUITES):
+        suite = load_suite(suite_path(given))
         problems = suite_problems(suite)
         if problems:
-            print(f"{name}: {'; '.join(problems)}", file=sys.stderr)
+            print(f"{given}: {'; '.join(problems)}", file=sys.stderr)
             return 2
-        suites[name] = select_sessions(suite, args.split, args.start, args.limit)
+        suites[suite_name(given)] = select_sessions(suite, args.split, args.start, args.limit)
     llm = load_llm(args.llm, args.threads)
 
     def progress(row: RequestRow) -> None:
