@@ -102,11 +102,11 @@ MODELS_TABLE: tuple[LocalModel, ...] = (
         card(
             DESCRIBER_ID,
             "image-to-text",
-            "Describes a photo (what is in it) as far as local models can tell, naming which model found "
+            "Describes a photo or captions it (what is in it) as far as local models can tell, naming which model found "
             "what: ImageNet labels with probabilities, human and cat faces, printed words; ~0.5 s. Honest "
             "rather than fluent: invents no scene.",
             "Apache-2.0 (EfficientNet-Lite, PP-OCRv4); OpenCV cascades BSD-style",
-            ("describe", "photo", "labels", "faces"),
+            ("describe", "caption", "photo", "labels", "faces"),
         ),
         _available,
         run_describer,

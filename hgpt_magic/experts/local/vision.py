@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...drawing import PALETTE, draw_boxes
+from ...text import letters
 from ...types import Artifact
 from ..base import ExpertContext, ExpertError
 from .common import (
@@ -133,6 +134,10 @@ def _y_span(piece: dict[str, Any]) -> tuple[float, float]:
     return min(ys), max(ys)
 
 
+#: Fewer letters and digits than this is no text: OCR engines read single glyphs into fur, leaves and tiles.
+MIN_TEXT_CHARS = 2
+
+
 def no_text(path: Path, engine: str) -> ExpertError:
     """An OCR engine's answer for an image with no text: a model-level error, so that the executor tries the
     next image-to-text candidate (the describer says what else is in a photo) instead of ending on "(none)"."""
@@ -143,7 +148,7 @@ def run_rapidocr(inputs: dict[str, str], ctx: ExpertContext) -> list[Artifact]:
     path = file_input(inputs, "image", ctx.task)
     lines = ocr(path)
     text = "\n".join(line["text"] for line in lines)
-    if not text.strip():
+    if len(letters(text)) < MIN_TEXT_CHARS:  # a stray "O" read off a cat's fur is no text
         raise no_text(path, "RapidOCR")
     return [Artifact(kind="text", text=text, data=lines)]
 
@@ -173,7 +178,7 @@ def run_tesseract(inputs: dict[str, str], ctx: ExpertContext) -> list[Artifact]:
     read_image(path)  # a clear error for a file that is not an image, before tesseract's own
     lines = tesseract_lines(path)
     text = "\n".join(line["text"] for line in lines)
-    if not text.strip():
+    if len(letters(text)) < MIN_TEXT_CHARS:  # a stray "O" read off a cat's fur is no text
         raise no_text(path, "Tesseract")
     return [Artifact(kind="text", text=text, data=lines)]
 
