@@ -25,7 +25,6 @@ import base64
 import contextlib
 import fcntl
 import io
-import json
 import os
 import re
 import sys
