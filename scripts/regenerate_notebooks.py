@@ -3,6 +3,7 @@
     python scripts/regenerate_notebooks.py                  # all of notebooks/*.ipynb, one after another
     python scripts/regenerate_notebooks.py 07 09            # those whose names start with 07 or 09
     python scripts/regenerate_notebooks.py --no-lock ...    # when the caller already holds the lock
+    python scripts/regenerate_notebooks.py --tidy-only      # tidy the stored outputs again, run nothing
 
 Each notebook runs in a fresh kernel (nbclient) with `notebooks/` as its working directory, on the offline
 default: `HF_HUB_OFFLINE=1`, no token or `HGPT_*` setting from the caller's environment, a fixed
@@ -25,6 +26,7 @@ import base64
 import contextlib
 import fcntl
 import io
+import json
 import os
 import re
 import sys
@@ -190,10 +192,43 @@ def relative_paths(text: str, folder: Path) -> str:
     return text
 
 
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_REF = re.compile(r'IPY_MODEL_([0-9a-f]{32})|"model_id": "([0-9a-f]{32})"')
+
+
+def prune_widgets(nb) -> None:
+    """Keep only the widgets a stored output shows, and the widgets those contain.
+
+    nbclient stores every widget the kernel ever made; the plan editor rebuilds its rows on each edit and
+    closes the old ones, which would otherwise stay in the file (hundreds of KB) with nothing showing them.
+    Unset layout properties are dropped as ipywidgets' own embedding does (`drop_defaults`).
+    """
+    store = nb.metadata.get("widgets", {}).get(WIDGET_STATE)
+    if not store or "state" not in store:
+        return
+    state = store["state"]
+    todo = [o["data"][WIDGET_VIEW]["model_id"] for o in _walk_outputs(nb.cells) if WIDGET_VIEW in o.get("data", {})]
+    keep: set[str] = set()
+    while todo:
+        model = todo.pop()
+        if model in keep or model not in state:
+            continue
+        keep.add(model)
+        todo += [a or b for a, b in WIDGET_REF.findall(json.dumps(state[model]))]
+    store["state"] = {model: value for model, value in state.items() if model in keep}
+    for value in store["state"].values():  # a layout's unset properties (null) are its defaults: leave them out
+        if value.get("model_name") == "LayoutModel":
+            value["state"] = {k: v for k, v in value["state"].items() if v is not None}
+    if not store["state"]:
+        del nb.metadata["widgets"]
+
+
 def tidy(nb, folder: Path):
     """The executed notebook made machine-independent and small (see the module docstring)."""
     import nbformat
 
+    prune_widgets(nb)
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
     for output in _walk_outputs(nb):
@@ -221,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lock", type=Path, default=Path("/tmp/hgpt-heavy.lock"), help="lock file held per notebook")
     parser.add_argument("--no-lock", action="store_true", help="take no lock (the caller holds it)")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per cell (default 900)")
+    parser.add_argument("--tidy-only", action="store_true", help="run nothing: tidy the stored notebooks again")
     parser.add_argument("--max-kb", type=int, default=MAX_KB, help=f"largest stored notebook (default {MAX_KB})")
     args = parser.parse_args(argv)
     import nbformat
@@ -230,6 +266,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("no notebook matches")
     failed = []
     for path in paths:
+        if args.tidy_only:
+            nbformat.write(tidy(nbformat.read(path, as_version=4), path.parent), path)
+            print(f"{path.name}: tidied, {path.stat().st_size / 1024:.0f} KB")
+            continue
         with held(None if args.no_lock else args.lock) as waited:
             start = time.monotonic()
             try:

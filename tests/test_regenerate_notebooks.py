@@ -116,3 +116,30 @@ def test_recording_llm_keeps_what_each_stage_sent_and_got(tmp_path):
     assert llm.exchanges[0]["schema"] is not None and llm.exchanges[1]["schema"] is None
     assert "".join(streamed) == "Bonjour."  # the answer still streams through the wrapper
     assert llm.name == "scripted-teacher" and llm.requests is inner.requests  # other attributes: the wrapped LLM's
+
+
+def test_only_widgets_an_output_shows_are_kept(tmp_path):
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    def model(name, **state):
+        return {"model_name": name, "model_module": "@jupyter-widgets/controls", "state": state}
+
+    ids = {name: f"{n:032x}" for n, name in enumerate(["box", "child", "layout", "closed", "closed_layout"], 1)}
+    state = {
+        ids["box"]: model("VBoxModel", children=[f"IPY_MODEL_{ids['child']}"], layout=f"IPY_MODEL_{ids['layout']}"),
+        ids["child"]: model("HTMLModel", value="<b>#0</b>"),
+        ids["layout"]: model("LayoutModel", width="240px", height=None, display=None),
+        ids["closed"]: model("HTMLModel", value="a row the editor rebuilt", layout=f"IPY_MODEL_{ids['closed_layout']}"),
+        ids["closed_layout"]: model("LayoutModel", width=None),
+    }
+    cell = new_code_cell("editor")
+    cell.outputs = [new_output("display_data", data={
+        "application/vnd.jupyter.widget-view+json": {"model_id": ids["box"], "version_major": 2, "version_minor": 0},
+        "text/plain": "editor",
+    })]
+    nb = new_notebook(cells=[cell])
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": state, "version_major": 2}}
+
+    kept = regenerate.tidy(nb, tmp_path).metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    assert set(kept) == {ids["box"], ids["child"], ids["layout"]}
+    assert kept[ids["layout"]]["state"] == {"width": "240px"}
