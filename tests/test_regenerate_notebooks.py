@@ -87,10 +87,16 @@ def test_widget_state_outputs_are_tidied_too(tmp_path):
     folder = tmp_path / "notebooks"
     nb = executed_notebook(folder)
     nested = {"outputs": [dict(o) for o in nb.cells[0].outputs]}
-    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {"abc": {"state": nested}}}}
+    output_widget = "a" * 32
+    nb.metadata["widgets"] = {
+        "application/vnd.jupyter.widget-state+json": {"state": {output_widget: {"model_name": "OutputModel", "state": nested}}}
+    }
+    nb.cells[0].outputs.append(nbformat.v4.new_output("display_data", data={
+        "application/vnd.jupyter.widget-view+json": {"model_id": output_widget, "version_major": 2, "version_minor": 0},
+    }))
     text = nbformat.writes(regenerate.tidy(nb, folder))
     assert str(tmp_path) not in text
-    state = json.loads(text)["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]["abc"]
+    state = json.loads(text)["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]["state"][output_widget]
     assert "image/jpeg" not in state["state"]["outputs"][2]["data"]
 
 
