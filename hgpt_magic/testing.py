@@ -1,8 +1,10 @@
-"""Deterministic stand-ins for teaching, tests and benchmarks: a scripted LLM and timed experts.
+"""Stand-ins and probes for teaching, tests and benchmarks: a scripted LLM, a recording LLM, timed experts.
 
 `ScriptedLLM` replays given replies (so a notebook can show what a stage does with a known LLM
-answer, and tests can feed broken output); `TimedExperts` serves any task with a model that sleeps
-for a known time, which is how the scheduler benchmark measures overhead against the critical path.
+answer, and tests can feed broken output); `RecordingLLM` wraps a real LLM and keeps what each call was
+sent and answered (the notebooks print the planner's messages and its raw reply from it); `TimedExperts`
+serves any task with a model that sleeps for a known time, which is how the scheduler benchmark measures
+overhead against the critical path.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 from . import settings
 from .catalog import ModelCard
 from .experts.base import ExpertBackend, ExpertContext, ExpertError
-from .llm import LLMReply
+from .llm import LLM, LLMReply, streams
 from .registry import Registry, default_registry
 from .secrets import SECRET_ENV_VARS
 from .types import Artifact
@@ -71,6 +73,43 @@ class ScriptedLLM:
                 on_text(text[start:start + self.piece_chars])
         prompt_chars = sum(len(m["content"]) for m in messages)
         return LLMReply(text=text, prompt_tokens=prompt_chars // 4, completion_tokens=len(text) // 4)
+
+
+class RecordingLLM:
+    """Any LLM, with a record of each call: `exchanges[i]` is `{"messages", "schema", "reply"}` in call order.
+
+    The pipeline's `LLMCall` records keep stages, tokens and seconds only (a run.json stays small); a
+    teacher who wants to show what the LLM was sent and what it wrote back wraps the LLM in this. Other
+    attributes (the embedded model's `warm_prefix`, `serve`, `model`) are the wrapped LLM's.
+    """
+
+    def __init__(self, llm: LLM):
+        self.llm = llm
+        self.exchanges: list[dict[str, Any]] = []
+
+    @property
+    def name(self) -> str:
+        return self.llm.name
+
+    @property
+    def supports_schema(self) -> bool:
+        return self.llm.supports_schema
+
+    def chat(self, messages, *, schema=None, max_tokens=512, temperature=0.0, on_text=None) -> LLMReply:
+        kwargs = {"schema": schema, "max_tokens": max_tokens, "temperature": temperature}
+        if on_text is not None and streams(self.llm):
+            reply = self.llm.chat(messages, on_text=on_text, **kwargs)
+        else:
+            reply = self.llm.chat(messages, **kwargs)
+            if on_text is not None and reply.text:
+                on_text(reply.text)
+        self.exchanges.append({"messages": list(messages), "schema": schema, "reply": reply.text})
+        return reply
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "llm":  # not set yet (copying, unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.llm, name)
 
 
 class TimedExperts(ExpertBackend):

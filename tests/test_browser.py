@@ -1,9 +1,17 @@
 """The plan editor in a real browser: JupyterLab on 127.0.0.1, driven by Playwright with Debian's chromium.
 
-It opens a copy of `notebooks/03_editing_plans.ipynb`, runs every cell, picks another voice in the speech
-task's model dropdown, clicks the editor's Run button, and checks that the editor then shows a picture, an
-audio player and the answer, with the unchanged tasks reused. A screenshot is saved in the test's temporary
-folder, and also in `$HGPT_SCREENSHOT_DIR` when that is set (CI keeps it as an artifact).
+Two notebooks, each a copy opened in JupyterLab with every cell run:
+
+- `notebooks/03_editing_plans.ipynb` (`PlanEditor` from Python): pick another voice in the speech task's
+  model dropdown, click the editor's Run button, and check that the editor then shows a picture, an audio
+  player and the answer, with the unchanged tasks reused;
+- `notebooks/07_magic_editor.ipynb` (the editor of a `%%hugginggpt` cell without `--auto`): type another
+  image into the reading task's argument field, click Run, and check that the task ran again on it (the
+  editor shows the sign's words) while the speech ran on the new text.
+
+Screenshots are saved in the test's temporary folder, and also in `$HGPT_SCREENSHOT_DIR` when that is set
+(CI keeps them as artifacts). Both tests load the embedded LLM: run them under the shared lock on a shared
+machine (`flock /tmp/hgpt-heavy.lock python -m pytest tests/test_browser.py`).
 
 Needs `/usr/bin/chromium` (`apt-get install chromium`) and the `notebooks` extra (jupyterlab, playwright);
 skipped with the reason when they are missing. No browser is downloaded: Playwright drives the system chromium.
@@ -30,6 +38,7 @@ from hgpt_magic.testing import SETTINGS_ENV_VARS
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "03_editing_plans.ipynb"
+MAGIC_NOTEBOOK = ROOT / "notebooks" / "07_magic_editor.ipynb"
 CHROMIUM = Path(os.environ.get("HGPT_CHROMIUM", "/usr/bin/chromium"))
 #: What chromium needs here: no sandbox as root, and no background traffic on a closed network.
 CHROMIUM_FLAGS = [
@@ -76,13 +85,14 @@ def _free_port() -> int:
 
 @pytest.fixture
 def lab(tmp_path):
-    """JupyterLab serving a copy of the notebook and its data; yields (base URL, token, folder)."""
+    """JupyterLab serving copies of the notebooks and their data; yields (base URL, token, folder)."""
     reason = _missing()
     if reason:
         pytest.skip(reason)
     root = tmp_path / "root"
     root.mkdir()
-    shutil.copy(NOTEBOOK, root / NOTEBOOK.name)  # a copy: autosave must not touch the repository
+    for notebook in (NOTEBOOK, MAGIC_NOTEBOOK):  # copies: autosave must not touch the repository
+        shutil.copy(notebook, root / notebook.name)
     shutil.copytree(NOTEBOOK.parent / "data", root / "data")
     settings = tmp_path / "settings"
     for name, values in LAB_SETTINGS.items():
@@ -146,38 +156,44 @@ def _save_screenshot(target, tmp_path: Path, name: str) -> Path:
     return path
 
 
+def _open_and_run_all(page, base: str, token: str, name: str) -> None:
+    """Open `name` in JupyterLab, clear its stored outputs, run every cell, and fail on any traceback."""
+    page.goto(f"{base}/lab/tree/{name}?reset&token={token}")
+    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=120_000)
+    # wait for the kernel, then clear the saved outputs and run every cell
+    page.wait_for_function(
+        "() => window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel?.status === 'idle'",
+        timeout=120_000,
+    )
+    page.evaluate("window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_function(
+        """(stderr) => {
+            const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
+            const failed = [...document.querySelectorAll(stderr)].some(e => e.textContent.includes('Traceback'));
+            return failed || (prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent)));
+        }""",
+        arg=STDERR,
+        timeout=RUN_ALL_TIMEOUT * 1000,
+        polling=1000,
+    )
+    tracebacks = [t for t in page.locator(STDERR).all_text_contents() if "Traceback" in t]
+    assert not tracebacks, tracebacks
+
+
+def _launch(playwright):
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
+
+
 def test_editor_in_jupyterlab_runs_after_a_model_change(lab, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     base, token, root = lab
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS
-        )
+        browser = _launch(playwright)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 2400})
-            page.goto(f"{base}/lab/tree/{NOTEBOOK.name}?reset&token={token}")
-            page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=120_000)
-            # wait for the kernel, then clear the saved outputs and run every cell
-            page.wait_for_function(
-                "() => window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel?.status === 'idle'",
-                timeout=120_000,
-            )
-            page.evaluate("window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
-            page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-            page.wait_for_function(
-                """(stderr) => {
-                    const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
-                    const failed = [...document.querySelectorAll(stderr)].some(e => e.textContent.includes('Traceback'));
-                    return failed || (prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent)));
-                }""",
-                arg=STDERR,
-                timeout=RUN_ALL_TIMEOUT * 1000,
-                polling=1000,
-            )
-            errors = page.locator(STDERR)
-            tracebacks = [t for t in errors.all_text_contents() if "Traceback" in t]
-            assert not tracebacks, tracebacks
+            _open_and_run_all(page, base, token, NOTEBOOK.name)
 
             # the editor: the output that holds the request box and the Run button
             editor = page.locator(".jp-OutputArea-output").filter(has_text="Re-plan uses it").first
@@ -348,3 +364,46 @@ def test_no_payload_from_the_llm_or_an_expert_runs_in_jupyterlab(lab, tmp_path):
     assert not [h for h in hrefs if h.startswith(("javascript:", "data:", "vbscript:"))], hrefs
     for text in ('onerror="window.pwned=1"', 'onload="window.pwned=2"', "srcdoc=", "Done."):
         assert text in shown, text  # the payloads are shown as the text they are
+def test_magic_editor_in_jupyterlab_edits_a_task_and_runs_it(lab, tmp_path):
+    """07: the `%%hugginggpt` cell's own editor; a task's argument typed in the browser, then Run."""
+    from playwright.sync_api import expect, sync_playwright
+
+    base, token, root = lab
+    with sync_playwright() as playwright:
+        browser = _launch(playwright)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 2400})
+            _open_and_run_all(page, base, token, MAGIC_NOTEBOOK.name)
+
+            # the editor the magic displayed (the first output of the %%hugginggpt cell)
+            editor = page.locator(".jp-OutputArea-output").filter(has_text="Re-plan uses it").first
+            expect(editor).to_be_visible()
+            message = editor.locator(".widget-html").filter(has_text="tasks done").first
+            expect(message).to_contain_text("Done in", timeout=60_000)  # the notebook's own Run
+            # the reading task's image field: the notebook typed data/document.png; type the sign instead
+            fields = [f for f in editor.locator("input[type='text']").all() if f.input_value() == "data/document.png"]
+            assert len(fields) == 1, [f.input_value() for f in editor.locator("input[type='text']").all()]
+            fields[0].fill("data/sign.png")
+            expect(editor).to_contain_text("changed: runs again", timeout=30_000)  # the kernel saw the edit
+            _save_screenshot(editor, tmp_path, "magic-editor-before-run.png")
+
+            editor.locator("button").filter(has_text=re.compile(r"^\s*Run\s*$")).click()
+            expect(editor.locator(".widget-html").filter(has_text=re.compile(r"^Running…$"))).to_be_visible(
+                timeout=60_000
+            )
+            expect(message).to_be_visible(timeout=600_000)
+            after = message.inner_text()
+            assert "Done in" in after and "failed" not in after, after
+            assert "changed: runs again" not in editor.inner_text()
+            # the reading ran again on the sign, and the speech read its words: a player and the answer
+            expect(editor).to_contain_text("WELCOME", timeout=30_000)
+            assert editor.locator("audio").count() >= 1
+            answer = editor.locator(".jp-RenderedMarkdown").last
+            expect(answer).to_be_visible()
+            assert "WELCOME" in answer.inner_text().upper(), answer.inner_text()
+
+            editor.scroll_into_view_if_needed()
+            shot = _save_screenshot(editor, tmp_path, "magic-editor-after-run.png")
+            print(f"screenshots: {shot.parent}")
+        finally:
+            browser.close()
