@@ -41,7 +41,7 @@ def _detector_available(model_id: str) -> bool:
 
 
 def _available() -> bool:
-    return _classifier_available() or vision._ocr_available() or _detector_available(vision.HAAR_FACE_ID)
+    return _classifier_available() or vision.ocr_available() or _detector_available(vision.HAAR_FACE_ID)
 
 
 def findings(path: Any) -> dict[str, Any]:
@@ -59,7 +59,7 @@ def findings(path: Any) -> dict[str, Any]:
         if _detector_available(model_id):
             found[key] = vision.detect(model_id, rgb)
             found["experts"].append(model_id)
-    if vision._ocr_available():
+    if vision.ocr_available():
         found["text"] = [line for line in vision.ocr(path) if line["score"] >= MIN_TEXT_SCORE]
         found["experts"].append(vision.RAPIDOCR_ID)
     return found

@@ -198,10 +198,6 @@ WHISPER_BASE = PartedModel(
 )
 #: Beam search width: 5 is Whisper's own default; greedy (1) is faster and less accurate.
 WHISPER_BEAM = 5
-#: Tokens a transcript may have per second of audio (fast speech in a long-worded language needs ~6):
-#: a decoder caught in a loop ("อ่นอ่นอ่น...") stops there instead of at 224 tokens per try, and Whisper
-#: tries up to six temperatures (a 4.5 s clip took 25 s before this bound).
-WHISPER_TOKENS_PER_SECOND, WHISPER_MAX_TOKENS = 12, 224
 
 
 def _cpu_threads() -> int:
@@ -223,10 +219,7 @@ WHISPER = lazy(WHISPER_BASE_ID, "Whisper base (CTranslate2 int8)", load_whisper)
 
 def transcribe(model: Any, samples16k: np.ndarray, beam_size: int = WHISPER_BEAM) -> tuple[str, str, float]:
     """(transcript, language code, language probability) of 16 kHz mono float32 speech."""
-    window_seconds = min(len(samples16k) / ASR_RATE, 30.0)  # Whisper decodes 30 s windows
-    max_tokens = min(WHISPER_MAX_TOKENS, 10 + int(WHISPER_TOKENS_PER_SECOND * window_seconds))
-    segments, info = model.transcribe(samples16k, beam_size=beam_size, condition_on_previous_text=False,
-                                      max_new_tokens=max_tokens)
+    segments, info = model.transcribe(samples16k, beam_size=beam_size, condition_on_previous_text=False)
     text = " ".join(segment.text.strip() for segment in segments).strip()
     return text, info.language, float(info.language_probability)
 

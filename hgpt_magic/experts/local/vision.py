@@ -70,7 +70,7 @@ ESRGAN_MAX_PIXELS = {ESRGAN_X2_ID: 1024 * 1024, ESRGAN_X4_ID: 512 * 512}
 # OCR, document QA and text regions (RapidOCR, PP-OCRv4)
 
 
-def _ocr_available() -> bool:
+def ocr_available() -> bool:
     return has("rapidocr_onnxruntime", "onnxruntime", "cv2", "numpy", "PIL")
 
 
@@ -528,7 +528,7 @@ MODELS_TABLE: tuple[LocalModel, ...] = (
             "Apache-2.0",
             ("ocr", "onnx", "en", "zh"),
         ),
-        _ocr_available,
+        ocr_available,
         run_rapidocr,
     ),
     LocalModel(
@@ -552,7 +552,7 @@ MODELS_TABLE: tuple[LocalModel, ...] = (
             "Apache-2.0 (OCR); the answer comes from the controller LLM",
             ("ocr", "llm"),
         ),
-        _ocr_available,
+        ocr_available,
         run_docqa,
     ),
     LocalModel(
@@ -564,7 +564,7 @@ MODELS_TABLE: tuple[LocalModel, ...] = (
             "Apache-2.0",
             ("ocr", "onnx", "text-regions"),
         ),
-        _ocr_available,
+        ocr_available,
         run_text_regions,
     ),
     LocalModel(
