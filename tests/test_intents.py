@@ -182,25 +182,6 @@ def test_the_history_names_the_latest_result_for_that_and_it():
     assert block.rstrip().endswith('Latest result: "hello world" (request 2, automatic-speech-recognition)')
 
 
-def test_text_helpers_live_in_one_leaf_module():
-    """File names, quotes, letters and words are read by `hgpt_magic/text.py` only (it imports nothing of the
-    package); a second copy of one of them is how the elision bug came about."""
-    copies = []
-    for path in (ROOT / "hgpt_magic").rglob("*.py"):
-        if path.name == "text.py" or "bench" in path.parts:
-            continue
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.FunctionDef) and node.name.lstrip("_") in {"letters", "quoted", "quoted_texts",
-                                                                               "named_files", "path_tokens"}:
-                copies.append(f"{path.name}: def {node.name}")
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and r"\.[A-Za-z0-9]{2,5}" in node.value:
-                copies.append(f"{path.name}: a file-name pattern")
-    assert copies == []
-    text_module = ast.parse((ROOT / "hgpt_magic" / "text.py").read_text(encoding="utf-8"))
-    assert not [n for n in ast.walk(text_module) if isinstance(n, ast.ImportFrom) and n.level]  # a leaf
-
-
 def test_planned_speech_wired_to_another_files_result_is_pointed_at_the_file_its_words_name():
     """Seen with the embedded model: speech of the face count while the request read the sign aloud."""
     plan, _ = plan_of(

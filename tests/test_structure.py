@@ -279,3 +279,22 @@ def test_no_import_circle_inside_the_package():
     for module, imported in graph.items():
         if module.startswith("hgpt_magic.llm"):
             assert not {m for m in imported if m.startswith(("hgpt_magic.planning", "hgpt_magic.pipeline"))}, module
+
+
+def test_text_helpers_live_in_one_leaf_module():
+    """File names, quotes, letters and words are read by `hgpt_magic/text.py` only (it imports nothing of the
+    package); a second copy of one of them is how the elision bug came about."""
+    copies = []
+    for path in (ROOT / "hgpt_magic").rglob("*.py"):
+        if path.name == "text.py" or "bench" in path.parts:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef) and node.name.lstrip("_") in {"letters", "quoted", "quoted_texts",
+                                                                               "named_files", "path_tokens"}:
+                copies.append(f"{path.name}: def {node.name}")
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and r"\.[A-Za-z0-9]{2,5}" in node.value:
+                copies.append(f"{path.name}: a file-name pattern")
+    assert copies == []
+    text_module = ast.parse((ROOT / "hgpt_magic" / "text.py").read_text(encoding="utf-8"))
+    assert not [n for n in ast.walk(text_module) if isinstance(n, ast.ImportFrom) and n.level]  # a leaf
