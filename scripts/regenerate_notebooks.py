@@ -276,8 +276,9 @@ def main(argv: list[str] | None = None) -> int:
                 nb = execute(path, args.timeout)
             except Exception as exc:  # a cell failed or timed out: keep the stored notebook
                 seconds = time.monotonic() - start
-                message = str(exc).strip().splitlines()
-                print(f"{path.name}: FAILED after {seconds:.0f} s: {message[-1] if message else type(exc).__name__}")
+                lines = [line for line in str(exc).strip().splitlines() if line.strip()] or [type(exc).__name__]
+                print(f"{path.name}: FAILED after {seconds:.0f} s: {lines[-1]}")
+                print("    " + "\n    ".join(lines[-25:]), flush=True)  # the cell's traceback, for the fix
                 failed.append(path.name)
                 continue
             seconds = time.monotonic() - start
