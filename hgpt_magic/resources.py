@@ -146,10 +146,6 @@ class Allowed:
 
     # ------------------------------------------------------------------ the check
 
-    def resolve(self, value: str) -> Path | None:
-        """The absolute file `value` names, as `allows` checks it (relative to `cwd`); what a task reads."""
-        return _resolve(value.strip(), self.cwd)
-
     def allows(self, value: str) -> bool:
         """Whether a file or URL argument came from the user (see the module docstring)."""
         value = value.strip()
