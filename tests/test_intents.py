@@ -154,6 +154,10 @@ def test_a_text_task_handed_a_files_name_is_replaced_by_a_task_on_the_file():
     plan, _ = plan_of("Describe data/photo.png", invented, invented)
     assert [t.task for t in plan] == ["image-to-text"]
     assert any("given the name of data/photo.png" in r for r in plan.repairs)
+    spoken = invented + [{"task": "text-to-speech", "args": {"text": "<GENERATED>-0"}}]
+    read_out, _ = plan_of("Describe data/photo.png out loud", spoken, spoken)  # what read it reads the file's task
+    assert [(t.task, t.args) for t in read_out] == [("image-to-text", {"image": "data/photo.png"}),
+                                                    ("text-to-speech", {"text": "<GENERATED>-0"})]
 
 
 def test_a_request_that_cannot_be_planned_raises_a_message_for_the_user_with_suggestions():

@@ -154,8 +154,9 @@ def unused_file_errors(items: Any, request: str, registry: Registry) -> list[str
 def file_fallback(items: Any, request: str, registry: Registry, prior: dict[str, int] | None = None) -> tuple[Items, list[str]]:
     """A plan that uses every file the request names, made from the LLM's last plan by code.
 
-    Text tasks handed a named file's *name* as their text are replaced by a task on the file (a text task
-    cannot read an image); then each file still unused gets the likeliest task for its media type
+    A text task handed a named file's *name* as its text is replaced, under its id, by the likeliest task on
+    the file (a text task cannot read an image; what read its output reads the file's task); then each file
+    still unused gets the likeliest task for its media type
     (`likeliest_task`: nearest in meaning to the request, in any language). Returns the task dicts and notes.
     """
     try:
@@ -169,9 +170,13 @@ def file_fallback(items: Any, request: str, registry: Registry, prior: dict[str,
         args = item.get("args") if isinstance(item.get("args"), dict) else {}
         named = [f for f in files if any(f in str(v) for v in args.values())]
         spec = registry.types.get(str(item.get("task")))
-        if named and spec is not None and all(s.type == "text" for s in spec.inputs):
-            notes.append(f"task {item.get('id')} ({item.get('task')}) dropped: it was given the name of {named[0]} "
-                         "as its text, not the file")
+        task = likeliest_task(media_kind(named[0]) or "", request, registry, prior or {}) if named else None
+        if task is not None and spec is not None and all(s.type == "text" for s in spec.inputs):
+            # in its place, under its id: the tasks that read its output read the file's task instead
+            kept.append({"task": task.name, "id": item.get("id"), "dep": [], "args": {task.inputs[0].name: named[0]}})
+            files.remove(named[0])
+            notes.append(f"task {item.get('id')} ({item.get('task')}) was given the name of {named[0]} as its text, "
+                         f"not the file: replaced by {task.name} on the file, the likeliest task for it and this request")
             continue
         kept.append(item)
     ids = [i for i in (coerce_id(item.get("id")) for item in kept) if i is not None]
