@@ -187,6 +187,7 @@ class HuggingGPT:
         if planner is None or planner.registry is not self.registry or planner.history_tokens != self.history_tokens:
             meanwhile = _load_demo_index_meanwhile(self.registry) if self._llm is None else None
             planner = self._planner = Planner(self.llm, self.registry, history_tokens=self.history_tokens)
+            planner.runnable = lambda task: bool(self.selector.candidates(task, 1))
             if meanwhile is not None:
                 meanwhile.join()
             warm_planner_prefix(self.llm, planner)

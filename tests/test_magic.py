@@ -370,6 +370,9 @@ def test_an_llm_that_cannot_plan_opens_the_editor_on_suggested_tasks_without_a_t
     assert "Could not work out a plan" in editor.message.value
     assert "Traceback" not in texts(captured) and all("application/vnd.jupyter.error" not in o.data for o in captured.outputs)
     assert len(session.last.llm_calls) == 2 and session.experts.calls == []
+    assert editor.errors == [], editor.errors
+    editor.start("run")  # the suggested plan runs as a plan the user wrote
+    assert editor.wait(30) and editor.run.status == "done" and len(session.experts.calls) == 1
 
 
 def test_without_auto_the_editor_is_displayed_and_the_magic_returns_before_running(session):

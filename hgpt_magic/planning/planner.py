@@ -119,6 +119,8 @@ class Planner:
         )
         self.compact = compact
         self.positions = positions
+        #: Which task types some backend here can run (set by the pipeline): tasks planned by code prefer them.
+        self.runnable: Callable[[str], bool] | None = None
         self._task_counts: dict[str, int] = {}
         for demo in self.demos:
             for task in demo.tasks:
@@ -210,7 +212,7 @@ class Planner:
 
     def _no_plan(self, request: str, errors: list[str], raw: str) -> PlanError:
         """The final failure, for a person: what could not be worked out and what to start from."""
-        suggestion, _ = file_fallback([], request, self.registry, self._task_counts)
+        suggestion, _ = file_fallback([], request, self.registry, self._task_counts, self.runnable)
         files = named_files(request)
         if suggestion:
             offer = "; suggested instead: " + ", ".join(f"{t['task']} on {next(iter(t['args'].values()))}" for t in suggestion)
@@ -250,7 +252,7 @@ class Planner:
         if not last or not all(UNUSED_FILE in e for e in first_error.errors):
             raise first_error
         items, repairs = repair_plan(bridged if notes else data, self.registry, request, earlier, earlier_turns)
-        completed, added = file_fallback(items, request, self.registry, self._task_counts)
+        completed, added = file_fallback(items, request, self.registry, self._task_counts, self.runnable)
         plan = validate_plan(completed, self.registry, require_files=False, **context)  # raises what is left
         plan.repairs = notes + repairs + added + plan.repairs
         return plan

