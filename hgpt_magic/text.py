@@ -19,9 +19,10 @@ MEDIA_KINDS = ("image", "audio", "video")
 URL = re.compile(r"https?://[^\s\"'<>`«»“”‘’]+", re.IGNORECASE)
 
 #: Quoted texts: an apostrophe counts as a quote only with no letter before the opening one and none after the
-#: closing one, so the elisions of "Lis le texte de l'image, s'il te plaît" are no quotes.
+#: closing one, so the elisions of "Lis le texte de l'image, s'il te plaît" are no quotes; inside a quote an
+#: apostrophe between letters is part of a word ('The library opens at ten o'clock', 'don't panic').
 _QUOTED = (
-    r"(?<!\w)'([^'\n]+)'(?!\w)",
+    r"(?<!\w)'((?:[^'\n]|(?<=\w)'(?=\w))+)'(?!\w)",
     r'"([^"\n]+)"',
     r"`([^`\n]+)`",
     r"“([^”\n]+)”",

@@ -91,6 +91,9 @@ def test_elisions_are_no_quotes_so_the_users_own_file_is_theirs(tmp_path):
     assert allowed.allows(str(speech))
     assert named_files("Leggi il testo dell'immagine data/menu.png ad alta voce") == ["data/menu.png"]
     assert quoted_texts("Lis le texte de l'image, s'il te plaît, puis dis 'bonjour'") == ["bonjour"]
+    # inside a quote an apostrophe between letters belongs to a word: the quote is whole, not lost
+    assert quoted_texts("Put 'The library opens at ten o'clock' into Spanish.") == ["The library opens at ten o'clock"]
+    assert quoted_texts("Say 'don't panic' and 'it's fine', then the sign's text") == ["don't panic", "it's fine"]
     assert named_paths("see 'my photos/cat 1.png' and ~/x") == ["my photos/cat 1.png", "~/x"]
 
 
