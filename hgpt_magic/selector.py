@@ -1,8 +1,10 @@
 """Stage 2, model selection: rank candidate models per task; the LLM picks where the request can decide.
 
 Candidates for a task are the catalogue's models of that task that some available backend can serve,
-ranked by backend preference (the order of the backends list) and then by downloads; the top K are
-offered. A task with one candidate takes it. With several, the ask policy (`ask`, `$HGPT_SELECT`) says
+ranked by language fit, then backend preference (the order of the backends list), then downloads; the top
+K are offered. Language fit: a model whose card names its languages (an "en" tag) and not the language of
+what the task reads (its quoted text, else the request) goes below those that speak it or name none, so a
+Spanish review is not labelled by an English-only lexicon because that backend comes first. A task with one candidate takes it. With several, the ask policy (`ask`, `$HGPT_SELECT`) says
 whether the LLM chooses, as in HuggingGPT:
 
 - "auto" (default): only when the request speaks to a difference between the candidates, i.e. some word
@@ -26,10 +28,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import settings
-from .catalog import Catalog
+from .catalog import Catalog, ModelCard
 from .experts.base import ExpertBackend
+from .languages import LANGUAGE_NAMES, detect_language, language_name
 from .llm import LLM, call_llm
 from .parsing import extract_json
+from .text import media_kind, without_files
 from .types import Candidate, Choice, LLMCall, Plan, Selection, Task
 
 ASK_POLICIES = ("auto", "always", "never")
@@ -132,9 +136,13 @@ def clip(text: str, limit: int) -> str:
     return text[: limit - 3].rsplit(" ", 1)[0] + " ..."
 
 
-def ranked_first_reason(offered: Sequence[Candidate]) -> str:
-    """Why the top candidate leads the runner-up, in the ranking's own terms (backend order, downloads)."""
+def ranked_first_reason(offered: Sequence[Candidate], language: str | None = None) -> str:
+    """Why the top candidate leads the runner-up, in the ranking's own terms (language, backend order,
+    downloads)."""
     top, runner_up = offered[0], offered[1]
+    if speaks(top, language) and not speaks(runner_up, language):
+        return (f"ranked first ({language_name(language)} input; {runner_up.id} reads "
+                f"{'/'.join(runner_up.languages)} only)")
     if top.backend != runner_up.backend:
         return f"ranked first (preferred backend: {top.backend})"
     if top.downloads > runner_up.downloads:
@@ -146,6 +154,26 @@ def others_named(offered: Sequence[Candidate]) -> str:
     """The lower-ranked candidates, the runner-up by name."""
     rest = len(offered) - 2
     return offered[1].id + (f" and {rest} more" if rest > 0 else "")
+
+
+def card_languages(card: ModelCard) -> tuple[str, ...]:
+    """The languages a card's tags name (ISO 639-1 codes, or "multilingual"); () when it names none."""
+    return tuple(t for t in card.tags if t in LANGUAGE_NAMES or t == "multilingual")
+
+
+def speaks(candidate: Candidate, language: str | None) -> bool:
+    """Whether `candidate` can read text in `language`: yes unless its card names languages without it."""
+    langs = candidate.languages
+    return not language or not langs or language in langs or "multilingual" in langs
+
+
+def input_language(task: Task, request: str) -> str | None:
+    """The language of what `task` reads, when the detector is sure: its own quoted text, else the request's
+    (a German request about a recording most likely concerns German speech); None when unsure."""
+    literal = [v for v in map(str, task.args.values()) if v and "<GENERATED>" not in v and not media_kind(v)]
+    text = max(literal, key=len) if literal and len(max(literal, key=len).split()) >= 3 else without_files(request)
+    detected = detect_language(text)
+    return detected.code if detected.source == "detected" else None
 
 
 class Selector:
@@ -192,8 +220,9 @@ class Selector:
                 return backend
         return None
 
-    def candidates(self, task: str, top_k: int | None = None) -> list[Candidate]:
-        """Models that can run `task` here, best first: preferred backend, then most downloads."""
+    def candidates(self, task: str, top_k: int | None = None, language: str | None = None) -> list[Candidate]:
+        """Models that can run `task` here, best first: those that speak `language` (the language of what the
+        task reads, when known), then preferred backend, then most downloads."""
         ranked: list[tuple[int, Candidate]] = []
         for card in self.catalog.for_task(task):  # already sorted by downloads
             backend = self.serving_backend(task, card.id)
@@ -211,10 +240,12 @@ class Selector:
                         description=card.description,
                         license=card.license,
                         offline=backend.offline,
+                        languages=card_languages(card),
                     ),
                 )
             )
-        ranked.sort(key=lambda pair: pair[0])  # stable: keeps the download order within a backend
+        # stable: keeps the download order within a backend
+        ranked.sort(key=lambda pair: (not speaks(pair[1], language), pair[0]))
         return [c for _, c in ranked][: top_k or self.top_k]
 
     def shown(self, candidate: Candidate) -> str:
@@ -233,14 +264,16 @@ class Selector:
     def will_ask(self, plan: Plan, request: str = "") -> bool:
         """Whether `select(plan, request)` would call the LLM (so a caller loads it only then)."""
         policy = self.ask_policy()
-        return any(self.should_ask(self.candidates(t.task), request, policy) for t in plan)
+        return any(self.should_ask(self.candidates(t.task, language=input_language(t, request)), request, policy)
+                   for t in plan)
 
     def select(self, plan: Plan, request: str = "", calls: list[LLMCall] | None = None) -> Selection:
         policy = self.ask_policy()
         choices: dict[int, Choice] = {}
         to_ask: dict[int, tuple[Task, list[Candidate]]] = {}
         for task in plan:
-            offered = self.candidates(task.task)
+            language = input_language(task, request)
+            offered = self.candidates(task.task, language=language)
             if not offered:
                 choices[task.id] = Choice(task.id, None, None, no_backend_reason(task.task), [])
             elif len(offered) == 1:
@@ -250,17 +283,19 @@ class Selector:
                 to_ask[task.id] = (task, offered)
             else:
                 top = offered[0]
-                choices[task.id] = Choice(task.id, top.id, top.backend, self._unasked_reason(offered, policy), offered)
+                choices[task.id] = Choice(task.id, top.id, top.backend, self._unasked_reason(offered, policy, language),
+                                          offered)
         if to_ask:
             choices.update(self._ask(to_ask, request, calls))
         return Selection(choices={t.id: choices[t.id] for t in plan})
 
     @staticmethod
-    def _unasked_reason(offered: Sequence[Candidate], policy: str) -> str:
+    def _unasked_reason(offered: Sequence[Candidate], policy: str, language: str | None = None) -> str:
         """Why the top-ranked model was taken without asking, naming the runner-up (a teacher can show it)."""
+        first = ranked_first_reason(offered, language)
         if policy == "never":
-            return f"{ranked_first_reason(offered)}; the LLM is not asked (select policy 'never')"
-        return (f"{ranked_first_reason(offered)}; the request asks for nothing that another candidate "
+            return f"{first}; the LLM is not asked (select policy 'never')"
+        return (f"{first}; the request asks for nothing that another candidate "
                 f"({others_named(offered)}) is described as better at")
 
     def _ask(

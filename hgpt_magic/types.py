@@ -151,6 +151,8 @@ class Candidate:
     description: str = ""
     license: str | None = None
     offline: bool = False
+    #: The languages its card names (ISO codes or "multilingual"); () when it names none.
+    languages: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -186,7 +188,7 @@ class Choice:
             model=data.get("model"),
             backend=data.get("backend"),
             reason=data.get("reason", ""),
-            candidates=[Candidate(**c) for c in data.get("candidates", [])],
+            candidates=[Candidate(**{**c, "languages": tuple(c.get("languages") or ())}) for c in data.get("candidates", [])],
         )
 
 

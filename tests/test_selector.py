@@ -293,3 +293,34 @@ def test_the_embedded_model_accepts_the_schema_and_picks_with_a_bounded_reason()
         for choice in selection:
             assert choice.model in {c.id for c in choice.candidates}
             assert 0 < len(choice.reason) <= REASON_CHARS and "took the top-ranked" not in choice.reason
+
+
+# --------------------------------------------------------------------------- language fit
+
+
+def test_a_model_that_reads_only_english_goes_below_one_that_reads_the_texts_language():
+    """A Spanish review is labelled by the multilingual LLM, not the English-only lexicon that the backend order
+    puts first; an English one still gets the lexicon. German speech goes to Whisper, never pocketsphinx."""
+    selector = offline_selector(None)
+    spanish = Plan([Task(0, "text-classification", [], {"text": "El servicio fue excelente y la comida deliciosa."})])
+    choice = selector.select(spanish, "¿Qué opina este cliente? 'El servicio fue excelente y la comida deliciosa.'").choices[0]
+    assert choice.model == "controller-llm"
+    assert "Spanish input; local/vader-sentiment reads en only" in choice.reason
+    english = Plan([Task(0, "text-classification", [], {"text": "The food was great and the staff were kind."})])
+    assert selector.select(english, "Is this review positive?").choices[0].model == "local/vader-sentiment"
+    # a quoted text decides over the request's language ("Translate 'Guten Morgen, wie geht es dir?' ...")
+    entities = Plan([Task(0, "token-classification", [], {"text": "Angela Merkel besuchte gestern Toyota in Nagoya."})])
+    assert selector.select(entities, "List the names in this German sentence").choices[0].model == "controller-llm"
+    speech = Plan([Task(0, "automatic-speech-recognition", [], {"audio": "data/termin.wav"})])
+    offered = selector.select(speech, "Transkribiere bitte die Aufnahme data/termin.wav.").choices[0].candidates
+    assert [c.id for c in offered][-1] == "local/pocketsphinx-en-us" and offered[-1].languages == ("en",)
+
+
+def test_a_choice_with_languages_survives_the_run_record():
+    from hgpt_magic.types import Choice
+
+    choice = offline_selector(None).select(
+        Plan([Task(0, "text-classification", [], {"text": "La comida estaba fría y el camarero fue grosero."})]),
+        "¿Es negativa esta reseña?").choices[0]
+    again = Choice.from_dict(json.loads(json.dumps(choice.to_dict())))
+    assert again == choice and again.candidates[-1].languages == ("en",)

@@ -58,6 +58,7 @@ class LLMExperts(ExpertBackend):
                 id=MODEL_ID,
                 task=task,
                 description=ZERO_SHOT.get(task, "The controller LLM itself writes the text (no extra model to load)."),
+                tags=("multilingual",),  # the controller LLM reads and writes the user's language
                 backend=self.name,
             )
             for task in self.tasks
