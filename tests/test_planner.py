@@ -412,6 +412,19 @@ def test_an_empty_plan_for_a_request_that_names_a_file_is_asked_again():
     assert len(Planner(ScriptedLLM(['{"tasks": []}']), retries=0).plan("Hi! What can you do?")) == 0
 
 
+def test_an_empty_plan_for_a_request_that_quotes_a_text_is_asked_again_once():
+    similarity = {"task": "sentence-similarity", "args": {"text1": "The train was late", "text2": "Our train came late"}}
+    llm = ScriptedLLM(['{"tasks": []}', json.dumps({"tasks": [similarity]})])
+    request = "I wonder whether 'The train was late' and 'Our train came late' say the same."
+    assert [t.task for t in Planner(llm, retries=1).plan(request)] == ["sentence-similarity"]
+    assert "the request quotes 'The train was late'" in llm.requests[1]["messages"][-1]["content"]
+    # a second empty plan stands (small talk that quotes), and so does the first when the re-ask is broken
+    assert len(Planner(ScriptedLLM(['{"tasks": []}'] * 2), retries=1).plan("Thanks for saying 'hello'!")) == 0
+    assert len(Planner(ScriptedLLM(['{"tasks": []}', "no JSON here"]), retries=1).plan("Thanks for 'hello'!")) == 0
+    once = ScriptedLLM(['{"tasks": []}'])  # no retries left: not asked again
+    assert len(Planner(once, retries=0).plan("Thanks for 'hello'!")) == 0 and len(once.requests) == 1
+
+
 def test_a_text_argument_that_names_an_earlier_task_becomes_its_output():
     reply = json.dumps({"tasks": [
         {"task": "image-to-text", "args": {"image": "sign.png"}},

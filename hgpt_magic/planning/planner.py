@@ -16,7 +16,7 @@ from ..history import Turn
 from ..llm import LLM, call_llm
 from ..parsing import NoJSONError, extract_json
 from ..registry import Registry, default_registry
-from ..text import named_files
+from ..text import named_files, quoted_texts
 from ..types import LLMCall, Plan, Task
 from .context import EarlierTurn
 from .demos import Demo, DemoIndex, default_demos
@@ -168,6 +168,7 @@ class Planner:
         errors: list[str] = []
         raw = ""
         refused: Plan | None = None  # a valid plan that breaks `check`: the caller refuses it with the reasons
+        empty: Plan | None = None  # an empty plan for a request that quotes a text: kept if asking again fails
         for attempt in range(self.retries + 1):
             reply = call_llm(
                 self.llm, messages, stage="plan", calls=calls, schema=self._schema, max_tokens=self.max_tokens
@@ -176,9 +177,12 @@ class Planner:
             try:
                 plan = self._read(raw, request, earlier, earlier_turns, last=attempt == self.retries)
                 errors = check(plan) if check is not None else []
-                if not errors:
+                if not errors and attempt < self.retries and (errors := self._unplanned_quotes(plan, request)):
+                    empty = plan
+                elif not errors:
                     return plan
-                refused = plan
+                else:
+                    refused = plan
                 errors = errors + [session_files_hint(request, earlier)]
             except (NoJSONError, PlanError) as exc:
                 errors = exc.errors if isinstance(exc, PlanError) else [str(exc)]
@@ -197,7 +201,20 @@ class Planner:
                 ]
         if refused is not None:
             return refused
+        if empty is not None:
+            return empty
         raise self._no_plan(request, errors, raw)
+
+    def _unplanned_quotes(self, plan: Plan, request: str) -> list[str]:
+        """Why an empty plan is asked again: the request quotes a text, which is there to be worked on
+        (compared, labelled, translated) far more often than it is small talk. Asked once; a second empty
+        plan stands. Only in a vocabulary whose files must feed tasks (HuggingGPT's)."""
+        quotes = quoted_texts(request)
+        if len(plan) or not quotes or not self.registry.vocabulary.files_feed_tasks:
+            return []
+        shown = ", ".join(repr(q if len(q) <= 60 else q[:59] + "…") for q in quotes[:2])
+        return [f"the request quotes {shown} but the plan has no task: plan the task the request asks for on "
+                'that text; reply {"tasks": []} again only if the request is small talk']
 
     def _refusals(self, raw, request, earlier, earlier_turns, check: Callable[[Plan], list[str]]) -> list[str]:
         """What `check` says of a reply that only leaves a named file unused (an invented file in its place)."""
