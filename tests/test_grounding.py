@@ -241,3 +241,21 @@ def test_a_request_needing_a_task_no_model_serves_gets_the_remedy_in_the_direct_
     assert "text-to-image (draw an image from a description)" in system and "HF_TOKEN" in system
     assert "image-to-text" not in system.split("available here:")[1]  # served: not listed
     assert run.answer.startswith("Drawing needs a remote model")
+
+
+def test_a_question_about_earlier_results_is_pointed_at_them_and_a_first_request_is_not():
+    """Seen with the embedded model: "Et combien coûtaient les croissants ?" after a receipt was read got the
+    unserved-tasks note's "this cannot be done here"; the user message now ends by pointing at the earlier results."""
+    from hgpt_magic.responder import FOLLOW_UP_NOTE, Responder
+
+    llm = ScriptedLLM(["Les croissants coûtaient 3.60."] * 2)
+    responder = Responder(llm, unserved=["text-to-image (draw an image from a description)"])
+    earlier = [Turn("Quel est le total du ticket data/ticket.png ?", resources=[
+        Resource("text", "made by task 0 image-to-text", text="Croissant x3 3.60 TOTAL 4.80")])]
+    assert responder.respond("Et combien coûtaient les croissants ?", Plan([]), None, {}, history=earlier).endswith("3.60.")
+    system, user = llm.requests[0]["messages"]
+    assert user["content"].startswith("Earlier in this session:") and "Croissant x3 3.60" in user["content"]
+    assert user["content"].endswith("Request: Et combien coûtaient les croissants ?" + FOLLOW_UP_NOTE)
+    assert "HF_TOKEN" in system["content"]  # the remedy for a drawing stays in force
+    responder.respond("Paint me a bird on a branch", Plan([]), None, {})
+    assert llm.requests[1]["messages"][1]["content"] == "Paint me a bird on a branch"
