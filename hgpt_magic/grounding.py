@@ -106,6 +106,14 @@ def succeeded(results: Mapping[int, TaskResult]) -> bool:
     return any(r.status == "done" for r in results.values())
 
 
+def failed_outcomes(plan: Plan, results: Mapping[int, TaskResult]) -> list[int]:
+    """The tasks whose output the user was to get (no other task reads it) that did not finish. With one of
+    them, an LLM sentence tends to describe the missing result anyway ("I drew the bird on the branch"), in
+    words no check can read in every language; so the answer is the run's own (facts, files, failures)."""
+    read = {ref for task in plan for _, ref in task.references()}
+    return [t.id for t in plan if t.id not in read and (t.id not in results or results[t.id].status != "done")]
+
+
 def _value(task: str, text: str, data: Any) -> str:
     """The readable value of one non-file artifact."""
     detections = _detections(data)

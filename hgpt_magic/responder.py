@@ -18,6 +18,7 @@ from .grounding import (
     check_answer,
     complete,
     deterministic_answer,
+    failed_outcomes,
     failures,
     file_descriptions,
     run_facts,
@@ -141,7 +142,9 @@ class Responder:
         on_text: OnText | None = None,
     ) -> str:
         """The answer; `on_text` sees the LLM's draft as it is written (the returned text is the checked one)."""
-        if len(plan) and not succeeded(results):  # nothing ran: the failures are the whole answer
+        if len(plan) and (not succeeded(results) or failed_outcomes(plan, results)):
+            # nothing ran, or a result the user asked for is missing: the run's facts and failures, not a sentence
+            # that may claim the missing part was done (`grounding.failed_outcomes`)
             return deterministic_answer(plan, results, self.registry)
         messages = self.messages(request, plan, selection, results, history)
         max_tokens = self.max_tokens if len(plan) else max(self.max_tokens, 300)

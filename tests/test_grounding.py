@@ -259,3 +259,21 @@ def test_a_question_about_earlier_results_is_pointed_at_them_and_a_first_request
     assert "HF_TOKEN" in system["content"]  # the remedy for a drawing stays in force
     responder.respond("Paint me a bird on a branch", Plan([]), None, {})
     assert llm.requests[1]["messages"][1]["content"] == "Paint me a bird on a branch"
+
+
+def test_when_a_result_the_user_asked_for_is_missing_the_answer_is_the_runs_own(tmp_path):
+    """A transcript made and a drawing that no model here can make: an LLM sentence would say "I drew it"
+    (in any language, so no word check can catch it); the answer is the transcript, and what was not done."""
+    speech = tmp_path / "a.wav"
+    speech.write_bytes(b"RIFF")
+    plan = json.dumps({"tasks": [
+        {"task": "automatic-speech-recognition", "args": {"audio": str(speech)}},
+        {"task": "text-to-image", "args": {"text": "<GENERATED>-0"}},
+    ]})
+    llm = ScriptedLLM([plan, "Here is your drawing of the bird on the branch."])
+    hg = HuggingGPT(llm=llm, experts=[TimedExperts(["automatic-speech-recognition"])], catalog=Catalog([]),
+                    out_dir=tmp_path)
+    run = hg.run(f"Transcribe {speech} and draw what it describes")
+    assert [c.stage for c in run.llm_calls] == ["plan"]  # no answer sentence was asked for
+    assert "drawing" not in run.answer and "Not done:" in run.answer and "HF_TOKEN" in run.answer
+    assert run.results[0].status == "done" and run.results[1].status != "done"
