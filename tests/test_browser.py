@@ -156,8 +156,9 @@ def _save_screenshot(target, tmp_path: Path, name: str) -> Path:
     return path
 
 
-def _open_and_run_all(page, base: str, token: str, name: str) -> None:
-    """Open `name` in JupyterLab, clear its stored outputs, run every cell, and fail on any traceback."""
+def _open_and_run_all(page, base: str, token: str, name: str, timeout: float = RUN_ALL_TIMEOUT) -> None:
+    """Open `name` in JupyterLab, clear its stored outputs, run every cell (within `timeout` seconds), and fail
+    on any traceback."""
     page.goto(f"{base}/lab/tree/{name}?reset&token={token}")
     page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=120_000)
     # wait for the kernel, then clear the saved outputs and run every cell
@@ -174,7 +175,7 @@ def _open_and_run_all(page, base: str, token: str, name: str) -> None:
             return failed || (prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent)));
         }""",
         arg=STDERR,
-        timeout=RUN_ALL_TIMEOUT * 1000,
+        timeout=timeout * 1000,
         polling=1000,
     )
     tracebacks = [t for t in page.locator(STDERR).all_text_contents() if "Traceback" in t]
@@ -320,26 +321,10 @@ def test_no_payload_from_the_llm_or_an_expert_runs_in_jupyterlab(lab, tmp_path):
     base, token, root = lab
     _payload_notebook(root / "payloads.ipynb")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
+        browser = _launch(playwright)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 2400})
-            page.goto(f"{base}/lab/tree/payloads.ipynb?reset&token={token}")
-            page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=120_000)
-            page.wait_for_function(
-                "() => window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel?.status === 'idle'",
-                timeout=120_000,
-            )
-            page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-            page.wait_for_function(
-                """(stderr) => {
-                    const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
-                    const failed = [...document.querySelectorAll(stderr)].some(e => e.textContent.includes('Traceback'));
-                    return failed || (prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent)));
-                }""",
-                arg=STDERR, timeout=300_000, polling=500,
-            )
-            tracebacks = [t for t in page.locator(STDERR).all_text_contents() if "Traceback" in t]
-            assert not tracebacks, tracebacks
+            _open_and_run_all(page, base, token, "payloads.ipynb", timeout=300)
 
             editor = page.locator(".jp-OutputArea-output").filter(has_text="Re-plan uses it").first
             expect(editor).to_be_visible(timeout=60_000)
