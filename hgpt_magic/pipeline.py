@@ -154,7 +154,7 @@ class HuggingGPT:
         """Stage 2, built on first use (the experts' models are listed then)."""
         if self._selector is None:
             self._selector = Selector(self._llm, self.experts, self.catalog, top_k=self._top_k,
-                                      ask=self._select_policy)
+                                      ask=self._select_policy, registry=self.registry)
         return self._selector
 
     @property

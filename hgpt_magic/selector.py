@@ -33,6 +33,7 @@ from .experts.base import ExpertBackend
 from .languages import LANGUAGE_NAMES, detect_language, language_name
 from .llm import LLM, call_llm
 from .parsing import extract_json
+from .registry import Registry, default_registry
 from .text import media_kind, without_files
 from .types import Candidate, Choice, LLMCall, Plan, Selection, Task
 
@@ -167,9 +168,13 @@ def speaks(candidate: Candidate, language: str | None) -> bool:
     return not language or not langs or language in langs or "multilingual" in langs
 
 
-def input_language(task: Task, request: str) -> str | None:
+def input_language(task: Task, request: str, registry: Registry | None = None) -> str | None:
     """The language of what `task` reads, when the detector is sure: its own quoted text, else the request's
-    (a German request about a recording most likely concerns German speech); None when unsure."""
+    (a German request about a recording most likely concerns German speech); None when unsure, and for a task
+    that reads an image or a video (a French request says nothing of the language of a sign's text)."""
+    registry = registry or default_registry()
+    if task.task in registry and any(slot.type in ("image", "video") for slot in registry[task.task].inputs):
+        return None
     literal = [v for v in map(str, task.args.values()) if v and "<GENERATED>" not in v and not media_kind(v)]
     text = max(literal, key=len) if literal and len(max(literal, key=len).split()) >= 3 else without_files(request)
     detected = detect_language(text)
@@ -192,8 +197,10 @@ class Selector:
         top_k: int = 5,
         description_chars: int = 160,
         ask: str | None = None,
+        registry: Registry | None = None,
     ):
         self.llm = llm
+        self.registry = registry or default_registry()  # the task types' input slots (for language fit)
         self.backends = list(backends)
         base = catalog or Catalog()
         self.catalog = base.with_cards([card for b in self.backends for card in b.cards()])
@@ -264,7 +271,7 @@ class Selector:
     def will_ask(self, plan: Plan, request: str = "") -> bool:
         """Whether `select(plan, request)` would call the LLM (so a caller loads it only then)."""
         policy = self.ask_policy()
-        return any(self.should_ask(self.candidates(t.task, language=input_language(t, request)), request, policy)
+        return any(self.should_ask(self.candidates(t.task, language=input_language(t, request, self.registry)), request, policy)
                    for t in plan)
 
     def select(self, plan: Plan, request: str = "", calls: list[LLMCall] | None = None) -> Selection:
@@ -272,7 +279,7 @@ class Selector:
         choices: dict[int, Choice] = {}
         to_ask: dict[int, tuple[Task, list[Candidate]]] = {}
         for task in plan:
-            language = input_language(task, request)
+            language = input_language(task, request, self.registry)
             offered = self.candidates(task.task, language=language)
             if not offered:
                 choices[task.id] = Choice(task.id, None, None, no_backend_reason(task.task), [])

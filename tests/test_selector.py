@@ -311,6 +311,9 @@ def test_a_model_that_reads_only_english_goes_below_one_that_reads_the_texts_lan
     # a quoted text decides over the request's language ("Translate 'Guten Morgen, wie geht es dir?' ...")
     entities = Plan([Task(0, "token-classification", [], {"text": "Angela Merkel besuchte gestern Toyota in Nagoya."})])
     assert selector.select(entities, "List the names in this German sentence").choices[0].model == "controller-llm"
+    # what an image shows is not in the request's language: a French request to read a sign keeps the OCR first
+    sign = Plan([Task(0, "image-to-text", [], {"image": "data/panneau.png"})])
+    assert selector.select(sign, "Que dit le panneau data/panneau.png ?").choices[0].model == "local/rapidocr-pp-ocrv4"
     speech = Plan([Task(0, "automatic-speech-recognition", [], {"audio": "data/termin.wav"})])
     offered = selector.select(speech, "Transkribiere bitte die Aufnahme data/termin.wav.").choices[0].candidates
     assert [c.id for c in offered][-1] == "local/pocketsphinx-en-us" and offered[-1].languages == ("en",)
