@@ -4,8 +4,10 @@ Candidates for a task are the catalogue's models of that task that some availabl
 ranked by language fit, then backend preference (the order of the backends list), then downloads; the top
 K are offered. Language fit: a model whose card names its languages (an "en" tag) and not the language of
 what the task reads (its quoted text, else the request) goes below those that speak it or name none, so a
-Spanish review is not labelled by an English-only lexicon because that backend comes first. A task with one candidate takes it. With several, the ask policy (`ask`, `$HGPT_SELECT`) says
-whether the LLM chooses, as in HuggingGPT:
+Spanish review is not labelled by an English-only lexicon because that backend comes first.
+
+A task with one candidate takes it. With several, the ask policy (`ask`, `$HGPT_SELECT`) says whether the
+LLM chooses, as in HuggingGPT:
 
 - "auto" (default): only when the request speaks to a difference between the candidates, i.e. some word
   of the request is in a lower-ranked candidate's id or description but not in the top one's ("how many
