@@ -158,7 +158,7 @@ def _artifact_label(label: str, args: Mapping[str, str], artifact: Artifact) -> 
     if findings_only(artifact):
         return f"What local models found in {source(args)}"
     data = artifact.data if isinstance(artifact.data, dict) else {}
-    if data.get("language_name") and "transcript" in data:
+    if data.get("language_name") and str(data.get("transcript") or "").strip():  # no speech: no language to name
         return f"{label} ({data['language_name']})"
     return label
 

@@ -206,6 +206,10 @@ def test_a_transcript_is_labelled_with_the_language_it_was_heard_in():
     art = Artifact("text", "Guten Morgen", data={"transcript": "Guten Morgen", "language": "de", "language_name": "German"})
     results = {0: TaskResult(0, "automatic-speech-recognition", status="done", artifacts=[art])}
     assert [f.line() for f in run_facts(plan, results)] == ["Transcript of de.wav (German): Guten Morgen"]
+    # a hum has no words, so no language either (Whisper still guesses one: "Norwegian Nynorsk" was seen)
+    hum = Artifact("text", "(no speech recognised)", data={"transcript": "", "language": "nn", "language_name": "Norwegian Nynorsk"})
+    results = {0: TaskResult(0, "automatic-speech-recognition", status="done", artifacts=[hum])}
+    assert [f.line() for f in run_facts(plan, results)] == ["Transcript of de.wav: (no speech recognised)"]
 
 
 # ------------------------------------------------------------------------------------------ real models
