@@ -198,6 +198,12 @@ WHISPER_BASE = PartedModel(
 )
 #: Beam search width: 5 is Whisper's own default; greedy (1) is faster and less accurate.
 WHISPER_BEAM = 5
+#: Temperatures of Whisper's fallback: a decode that loops (compression ratio over 2.4) or that the model
+#: itself doubts (mean log-probability under -1) is retried by sampling at the next temperature, and when
+#: every try fails faster-whisper keeps the best-scoring one. Whisper's default goes on to 0.6, 0.8 and 1.0
+#: (each try up to 224 tokens, 5 samples): on the benchmark's dev clips stopping at 0.4 kept the same word
+#: error rates (the loop rescued at 0.2 stays rescued) and cut the slowest clip from 15 s to 7 s.
+WHISPER_TEMPERATURES = (0.0, 0.2, 0.4)
 
 
 def _cpu_threads() -> int:
@@ -219,7 +225,8 @@ WHISPER = lazy(WHISPER_BASE_ID, "Whisper base (CTranslate2 int8)", load_whisper)
 
 def transcribe(model: Any, samples16k: np.ndarray, beam_size: int = WHISPER_BEAM) -> tuple[str, str, float]:
     """(transcript, language code, language probability) of 16 kHz mono float32 speech."""
-    segments, info = model.transcribe(samples16k, beam_size=beam_size, condition_on_previous_text=False)
+    segments, info = model.transcribe(samples16k, beam_size=beam_size, condition_on_previous_text=False,
+                                      temperature=list(WHISPER_TEMPERATURES))
     text = " ".join(segment.text.strip() for segment in segments).strip()
     return text, info.language, float(info.language_probability)
 
