@@ -198,12 +198,13 @@ WHISPER_BASE = PartedModel(
 )
 #: Beam search width: 5 is Whisper's own default; greedy (1) is faster and less accurate.
 WHISPER_BEAM = 5
-#: Temperatures of Whisper's fallback: a decode that loops (compression ratio over 2.4) or that the model
-#: itself doubts (mean log-probability under -1) is retried by sampling at the next temperature, and when
-#: every try fails faster-whisper keeps the best-scoring one. Whisper's default goes on to 0.6, 0.8 and 1.0
-#: (each try up to 224 tokens, 5 samples): on the benchmark's dev clips stopping at 0.4 kept the same word
-#: error rates (the loop rescued at 0.2 stays rescued) and cut the slowest clip from 15 s to 7 s.
-WHISPER_TEMPERATURES = (0.0, 0.2, 0.4)
+#: Whisper's fallback retries a window's decode by sampling at rising temperatures (0.2 ... 1.0, 5 samples
+#: each) when it loops (compression ratio over 2.4) or when its mean token log-probability is under -1; when
+#: every try fails, faster-whisper keeps the best-scoring one. Beam search at temperature 0 aims at that very
+#: score, so a retry for a low score alone rarely wins: on the benchmark's dev clips all four such retries
+#: kept the first transcript and cost 3-5 s each. So only loops are retried (`_RetryLoopsOnly`), with the
+#: whole ladder, because sampling rescues a loop by chance (stopping the ladder at 0.4 lost a rescue); the
+#: score still decides, with the no-speech probability, whether a window is silence.
 
 
 def _cpu_threads() -> int:
@@ -213,11 +214,20 @@ def _cpu_threads() -> int:
 
 def load_whisper(model: PartedModel = WHISPER_BASE) -> Any:
     """faster-whisper on the joined folder, int8 on the CPU (CTranslate2 quantises the weights at load)."""
+    import dataclasses
+
     from faster_whisper import WhisperModel
 
+    class _RetryLoopsOnly(WhisperModel):
+        """faster-whisper whose temperature fallback retries loops, not low scores (see above)."""
+
+        def generate_with_fallback(self, encoder_output, prompt, tokenizer, options):  # type: ignore[override]
+            loops_only = dataclasses.replace(options, log_prob_threshold=None)
+            return super().generate_with_fallback(encoder_output, prompt, tokenizer, loops_only)
+
     folder = model.ensure()
-    return WhisperModel(str(folder), device="cpu", compute_type="int8", cpu_threads=_cpu_threads(),
-                        local_files_only=True)
+    return _RetryLoopsOnly(str(folder), device="cpu", compute_type="int8", cpu_threads=_cpu_threads(),
+                           local_files_only=True)
 
 
 WHISPER = lazy(WHISPER_BASE_ID, "Whisper base (CTranslate2 int8)", load_whisper)
@@ -225,8 +235,7 @@ WHISPER = lazy(WHISPER_BASE_ID, "Whisper base (CTranslate2 int8)", load_whisper)
 
 def transcribe(model: Any, samples16k: np.ndarray, beam_size: int = WHISPER_BEAM) -> tuple[str, str, float]:
     """(transcript, language code, language probability) of 16 kHz mono float32 speech."""
-    segments, info = model.transcribe(samples16k, beam_size=beam_size, condition_on_previous_text=False,
-                                      temperature=list(WHISPER_TEMPERATURES))
+    segments, info = model.transcribe(samples16k, beam_size=beam_size, condition_on_previous_text=False)
     text = " ".join(segment.text.strip() for segment in segments).strip()
     return text, info.language, float(info.language_probability)
 
