@@ -1,5 +1,7 @@
 """`python -m hgpt_magic.bench asr`: its sentences, split, voices and scoring (no model loads here)."""
 
+import pytest
+
 from hgpt_magic.bench.__main__ import build_parser
 from hgpt_magic.bench.asr import edit_distance, load_clips, normalise, summarise
 
@@ -18,10 +20,17 @@ def test_the_sentences_and_their_seeded_split():
     assert sum(any(ch.isdigit() for ch in t) for t in english) >= 15  # numbers and dates, said as espeak says them
 
 
-def test_words_are_normalised_as_a_transcript_writes_them():
-    assert normalise("On March 3rd, Alice paid $42 (10%) at 9:30 for 1,500 tickets.") == [
-        "on", "march", "3", "alice", "paid", "42", "dollars", "10", "percent", "at", "9", "30", "for", "1500", "tickets"]
-    assert normalise("Ma sœur habite à Marseille, n'est-ce pas ?") == ["ma", "sœur", "habite", "à", "marseille", "n'est", "ce", "pas"]
+def test_words_are_normalised_by_whispers_own_normalisers():
+    """English: numbers, currencies and spellings written one way on both sides (Whisper's standard)."""
+    pytest.importorskip("whisper_normalization")
+    assert normalise("On March 3, Alice paid 42 dollars, ten percent, at 9:30 for 1,500 tickets after seven rounds.") == [
+        "on", "march", "3", "alice", "paid", "$42", "10%", "at", "9", "30", "for", "1500", "tickets", "after", "7", "rounds"]
+    assert normalise("She paid $42, 10%, for 1500 tickets after 7 rounds.") == normalise(
+        "she paid forty-two dollars, ten percent, for fifteen hundred tickets after seven rounds")
+    assert normalise("Mr. Brown likes the colour.") == ["mister", "brown", "likes", "the", "color"]
+    # Other languages: case and punctuation only; a spelled number is not a digit.
+    assert normalise("Ma sœur habite à Marseille, n'est-ce pas ?", "fr") == ["ma", "sœur", "habite", "à", "marseille", "n", "est", "ce", "pas"]
+    assert normalise("um neun Uhr", "de") != normalise("um 9 Uhr", "de")
 
 
 def test_word_error_rate_counts_substitutions_deletions_and_insertions():

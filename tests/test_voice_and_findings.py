@@ -321,3 +321,25 @@ def test_ocr_passes_a_photo_without_text_on_to_the_describer(tmp_path):
     assert result.status == "done" and result.model == DESCRIBER_ID
     assert result.attempts[0].model == RAPIDOCR_ID and "no text" in result.attempts[0].error
     assert "(no text found)" not in run.answer and "What local models found in cat.png" in run.answer
+
+
+def test_whisper_retries_a_loop_but_not_a_low_score(monkeypatch):
+    """The fallback rule Whisper runs with: faster-whisper's own, less the log-probability trigger; the
+    options the transcription keeps (for its no-speech rule) are not changed."""
+    import dataclasses
+
+    transcribe_module = pytest.importorskip("faster_whisper.transcribe")
+    seen = []
+    monkeypatch.setattr(transcribe_module.WhisperModel, "generate_with_fallback",
+                        lambda self, encoder_output, prompt, tokenizer, options: seen.append(options) or "decoded")
+
+    @dataclasses.dataclass
+    class Options:
+        log_prob_threshold: float | None = -1.0
+        compression_ratio_threshold: float | None = 2.4
+        temperatures: tuple = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+    model = object.__new__(speech.whisper_retrying_loops_only())  # no weights needed to check the rule
+    options = Options()
+    assert model.generate_with_fallback(None, [], None, options) == "decoded"
+    assert seen == [Options(log_prob_threshold=None)] and options.log_prob_threshold == -1.0

@@ -5,7 +5,7 @@ numbers, names and dates; 10 each in German, French and Spanish), each in a voic
 of its own (the tests use espeak-ng's plain voices only), every third one with white noise added at 15 dB
 SNR. A seeded split keeps half of each language as `dev` and half as `held-out`. Each installed local
 speech-recognition model transcribes every clip (through the expert backend, as a run would), and the
-figures are: WER per language (word edits over reference words, after the normalisation below), how often
+figures are: WER per language (word edits over reference words, after Whisper's own text normalisers), how often
 the language a model recorded was right, seconds per clip (median, p90) and model load time.
 
 Targets (issue 25), for the offline default (the first-ranked model): English WER <= 10 %, each other
@@ -15,14 +15,15 @@ language <= 20 %, median <= 3 s per clip of 5-7 s on 2 cores.
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib.util
 import json
 import random
-import re
 import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,18 +110,20 @@ def make_clip(clip: Clip, folder: Path, seed: int = 25) -> tuple[Path, float]:
 # ----------------------------------------------------------------------------------------- word error rate
 
 
-def normalise(text: str) -> list[str]:
-    """Words for scoring: lower case, no punctuation; "$42" = "42 dollars", "3rd" = "3", "1,500" = "1500",
-    "9:30" = "9 30", "10%" = "10 percent" (how a transcript writes what espeak-ng says)."""
-    text = text.lower().replace("’", "'")
-    text = re.sub(r"\$(\d[\d,]*)", r"\1 dollars", text)
-    text = re.sub(r"€(\d[\d,]*)", r"\1 euros", text)
-    text = re.sub(r"(\d)%", r"\1 percent", text)
-    text = re.sub(r"(\d),(\d{3})\b", r"\1\2", text)
-    text = re.sub(r"(\d)(?:st|nd|rd|th)\b", r"\1", text)
-    text = re.sub(r"(\d)[:.](\d)", r"\1 \2", text)
-    text = re.sub(r"[^\w\s']|_", " ", text)
-    return [w.strip("'") for w in text.split() if w.strip("'")]
+@functools.lru_cache(maxsize=2)
+def _normaliser(english: bool) -> Callable[[str], str]:
+    from whisper_normalization import BasicTextNormalizer, EnglishTextNormalizer
+
+    return EnglishTextNormalizer() if english else BasicTextNormalizer()
+
+
+def normalise(text: str, lang: str = "en") -> list[str]:
+    """Words for scoring, by Whisper's own normalisers (OpenAI's code, the `whisper-normalization` package),
+    the standard practice for Whisper word error rates: English spellings, numbers and currencies written
+    one way on both sides ("seven" = "7", "42 dollars" = "$42", "1,500" = "1500", "colour" = "color"),
+    case, punctuation and fillers removed; other languages lower-cased without punctuation or symbols
+    (numbers as they are written: "neun" is not "9")."""
+    return _normaliser(lang == "en")(text).split()
 
 
 def edit_distance(ref: Sequence[str], hyp: Sequence[str]) -> int:
@@ -162,7 +165,7 @@ def run_model(model: str, clips: Sequence[Clip], paths: dict[str, tuple[Path, fl
         if n == 0 and holder is not None and holder.load_seconds is not None:
             elapsed -= holder.load_seconds  # the first call also loaded the model: reported apart
         hyp = art.data.get("transcript", "") if isinstance(art.data, dict) else art.text
-        ref_words, hyp_words = normalise(clip.text), normalise(hyp)
+        ref_words, hyp_words = normalise(clip.text, clip.lang), normalise(hyp, clip.lang)
         rows.append({
             "model": model, "clip": clip.id, "lang": clip.lang, "voice": clip.voice, "speed": clip.speed,
             "pitch": clip.pitch, "noise": clip.noise, "audio_seconds": round(seconds, 2),
@@ -236,6 +239,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 def main(args: argparse.Namespace) -> int:
     if shutil.which("espeak-ng") is None:
         print("bench asr: espeak-ng is needed to make the clips (Debian: apt-get install espeak-ng)")
+        return 2
+    if importlib.util.find_spec("whisper_normalization") is None:
+        print("bench asr: scoring needs Whisper's text normalisers: pip install whisper-normalization")
         return 2
     from ..experts.local import MODELS
 

@@ -198,20 +198,40 @@ WHISPER_BASE = PartedModel(
 )
 #: Beam search width: 5 is Whisper's own default; greedy (1) is faster and less accurate.
 WHISPER_BEAM = 5
-
+#: Whisper's fallback retries a window's decode by sampling at rising temperatures (0.2 ... 1.0, 5 samples
+#: each) when it loops (compression ratio over 2.4) or when its mean token log-probability is under -1; when
+#: every try fails, faster-whisper keeps the best-scoring one. Beam search at temperature 0 aims at that
+#: very score, so a retry for a low score alone rarely wins: on the benchmark's dev clips all four such
+#: retries kept the first transcript and cost 3-5 s each. So only loops are retried
+#: (`whisper_retrying_loops_only`), with the whole ladder, because sampling rescues a loop by chance
+#: (stopping the ladder at 0.4 lost a rescue); the score still decides, with the no-speech probability,
+#: whether a window is silence.
 
 def _cpu_threads() -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(4, cores))
 
 
-def load_whisper(model: PartedModel = WHISPER_BASE) -> Any:
-    """faster-whisper on the joined folder, int8 on the CPU (CTranslate2 quantises the weights at load)."""
+@functools.lru_cache(maxsize=1)
+def whisper_retrying_loops_only() -> type:
+    """faster-whisper's `WhisperModel` whose temperature fallback retries loops, not low scores (see above)."""
+    import dataclasses
+
     from faster_whisper import WhisperModel
 
+    class RetryLoopsOnly(WhisperModel):
+        def generate_with_fallback(self, encoder_output, prompt, tokenizer, options):  # type: ignore[override]
+            loops_only = dataclasses.replace(options, log_prob_threshold=None)
+            return super().generate_with_fallback(encoder_output, prompt, tokenizer, loops_only)
+
+    return RetryLoopsOnly
+
+
+def load_whisper(model: PartedModel = WHISPER_BASE) -> Any:
+    """faster-whisper on the joined folder, int8 on the CPU (CTranslate2 quantises the weights at load)."""
     folder = model.ensure()
-    return WhisperModel(str(folder), device="cpu", compute_type="int8", cpu_threads=_cpu_threads(),
-                        local_files_only=True)
+    return whisper_retrying_loops_only()(str(folder), device="cpu", compute_type="int8",
+                                         cpu_threads=_cpu_threads(), local_files_only=True)
 
 
 WHISPER = lazy(WHISPER_BASE_ID, "Whisper base (CTranslate2 int8)", load_whisper)
