@@ -25,6 +25,9 @@ TEXT_CHARS = 300
 #: Characters of the latest result repeated at the end of the history (its full text is above).
 LATEST_CHARS = 60
 
+#: Characters of the reason a task was not done, in the history.
+NOT_DONE_CHARS = 80
+
 
 @dataclass
 class Resource:
@@ -52,6 +55,10 @@ class Turn:
     request: str
     answer: str = ""
     resources: list[Resource] = field(default_factory=list)
+    #: The tasks that did not finish, with why ("text-to-video (no available backend serves text-to-video)"):
+    #: shown so that the next plan does not ask again for what could not run ("then at least write a poem"
+    #: after a video no model here can make was planned as the video again, seen with the embedded model).
+    not_done: list[str] = field(default_factory=list)
 
 
 def turn_from_run(run: Run) -> Turn:
@@ -68,7 +75,14 @@ def turn_from_run(run: Run) -> Turn:
             resources.append(Resource("text", f"made by task {fact.task_id} {fact.task}", text=fact.value))
     for path, kind, task in produced_files(run.results):
         resources.append(Resource(kind, f"made by {task}", path=path))
-    return Turn(run.request, run.answer or "", resources)
+    not_done = []
+    for task in run.plan or []:
+        result = run.results.get(task.id)
+        if result is None or result.status != "done":
+            why = ((result.error if result is not None else "") or (result.status if result is not None else "did not run"))
+            why = why.strip().splitlines()[0].split(": ")[0] if why.strip() else "did not run"
+            not_done.append(f"{task.task} ({why if len(why) <= NOT_DONE_CHARS else why[: NOT_DONE_CHARS - 1] + '…'})")
+    return Turn(run.request, run.answer or "", resources, not_done)
 
 
 def estimate_tokens(text: str) -> int:
@@ -80,6 +94,7 @@ def render_turn(number: int, turn: Turn) -> str:
     """One earlier cell as the planner sees it: the request, then what it named and made."""
     lines = [f"Request {number}: {one_line_quote(turn.request)}"]
     lines += [r.render() for r in turn.resources]
+    lines += [f"- not done: {line}" for line in turn.not_done]
     return "\n".join(lines)
 
 

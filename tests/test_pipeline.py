@@ -127,3 +127,20 @@ def test_an_announcing_first_line_is_dropped_from_the_answer(reply):
 
     assert without_preamble(reply) == "WELCOME TO THE LIBRARY"
     assert without_preamble("The answer to the user's request is:") == "The answer to the user's request is:"
+
+
+def test_the_history_says_what_was_not_done_so_the_next_plan_does_not_ask_again(tmp_path):
+    """After a video no model here can make, "then at least write a poem about rockets" was planned as the video
+    again: the planner saw the earlier request and nothing of what became of it."""
+    from hgpt_magic.history import history_block
+
+    video = json.dumps({"tasks": [{"task": "text-to-video", "args": {"text": "a rocket launch"}}]})
+    poem = json.dumps({"tasks": [{"task": "text-generation", "args": {"text": "a two-line poem about rockets"}}]})
+    llm = ScriptedLLM([video, poem, "Roses are red, rockets fly."])
+    hg = HuggingGPT(llm=llm, experts=[TimedExperts(["text-generation"])], catalog=Catalog([]), out_dir=tmp_path)
+    hg.run("Make a video of a rocket launch")
+    assert hg.history[0].not_done == ["text-to-video (no available backend serves text-to-video)"]
+    hg.run("Then at least write a two-line poem about rockets")
+    planned_with = llm.requests[1]["messages"][-1]["content"]
+    assert '- not done: text-to-video (no available backend serves text-to-video)' in planned_with
+    assert hg.history[1].not_done == [] and "not done" not in history_block(hg.history[1:], 600)
