@@ -189,7 +189,7 @@ def test_when_no_task_succeeds_the_failures_are_the_answer_and_the_llm_is_not_as
     assert run.answer.startswith("Not done:\n- text-to-image (task 0) failed: no available backend serves text-to-image")
 
 
-def test_a_turn_keeps_results_as_people_read_them_and_leaves_failures_out():
+def test_a_turn_keeps_results_as_people_read_them_and_failures_as_one_line_each():
     from hgpt_magic.history import render_turn, turn_from_run
     from hgpt_magic.types import Run
 
@@ -201,6 +201,7 @@ def test_a_turn_keeps_results_as_people_read_them_and_leaves_failures_out():
         "- image file data/photo.png (named in the request)",
         '- text (made by task 0 object-detection): "1 face"',
         "- image file runs/1/0.png (made by object-detection)",
+        "- not done: text-to-speech (no available backend serves text-to-speech)",  # made nothing to refer to
     ]
 
 
