@@ -63,8 +63,8 @@ class Turn:
 
 def turn_from_run(run: Run) -> Turn:
     """The `Turn` a finished run leaves in the history: the files it named and made, and its results as
-    a person would read them ("1 face", not the detector's boxes), failed tasks left out (they made
-    nothing to refer to)."""
+    a person would read them ("1 face", not the detector's boxes), and one line per task that did not finish
+    (it made nothing to refer to, but the next plan should know it could not run)."""
     from .grounding import produced_files, run_facts  # grounding reads file names with this module's helpers
 
     resources = [
