@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from .text import media_kind, named_files, one_line_quote
 
 if TYPE_CHECKING:
-    from .types import Run
+    from .types import Run, TaskResult
 
 #: Characters of one earlier text kept for the planner: enough for a transcript or a sign, not a document.
 TEXT_CHARS = 300
@@ -75,14 +75,16 @@ def turn_from_run(run: Run) -> Turn:
             resources.append(Resource("text", f"made by task {fact.task_id} {fact.task}", text=fact.value))
     for path, kind, task in produced_files(run.results):
         resources.append(Resource(kind, f"made by {task}", path=path))
-    not_done = []
-    for task in run.plan or []:
-        result = run.results.get(task.id)
-        if result is None or result.status != "done":
-            why = ((result.error if result is not None else "") or (result.status if result is not None else "did not run"))
-            why = why.strip().splitlines()[0].split(": ")[0] if why.strip() else "did not run"
-            not_done.append(f"{task.task} ({why if len(why) <= NOT_DONE_CHARS else why[: NOT_DONE_CHARS - 1] + '…'})")
+    not_done = [f"{task.task} ({_why_not_done(run.results.get(task.id))})" for task in run.plan or []
+                if task.id not in run.results or run.results[task.id].status != "done"]
     return Turn(run.request, run.answer or "", resources, not_done)
+
+
+def _why_not_done(result: TaskResult | None) -> str:
+    """The first clause of a task's error ("no available backend serves text-to-video"), else its status."""
+    why = ((result.error or result.status) if result is not None else "").strip()
+    why = why.splitlines()[0].split(": ")[0] if why else "did not run"
+    return why if len(why) <= NOT_DONE_CHARS else why[: NOT_DONE_CHARS - 1] + "…"
 
 
 def estimate_tokens(text: str) -> int:

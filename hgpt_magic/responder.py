@@ -59,7 +59,8 @@ DIRECT_PROMPT = "You are HuggingGPT, a helpful assistant. No tool was needed for
 #: Ends the user message of a direct answer when the session has earlier cells. A question about them ("and
 #: how much were the croissants?") is what a request with no task usually is; without this line the small model
 #: answered such questions with the unserved-tasks note ("this cannot be done here"). In the system message
-#: instead, it crowded out that note for requests that did need it (measured in session 8 on three follow-ups in French, German and Spanish and two drawing requests).
+#: instead, it crowded out that note for requests that did need it (measured in session 8: three follow-ups in
+#: French, German and Spanish, two drawing requests).
 FOLLOW_UP_NOTE = (
     "\n\n(When the request asks about something earlier in this session, answer from the earlier results above, "
     "quoting them exactly.)"

@@ -177,8 +177,9 @@ def input_language(task: Task, request: str, registry: Registry | None = None) -
     registry = registry or default_registry()
     if task.task in registry and any(slot.type in ("image", "video") for slot in registry[task.task].inputs):
         return None
-    literal = [v for v in map(str, task.args.values()) if v and "<GENERATED>" not in v and not media_kind(v)]
-    text = max(literal, key=len) if literal and len(max(literal, key=len).split()) >= 3 else without_files(request)
+    literal = max((v for v in map(str, task.args.values()) if "<GENERATED>" not in v and not media_kind(v)),
+                  key=len, default="")
+    text = literal if len(literal.split()) >= 3 else without_files(request)
     detected = detect_language(text)
     return detected.code if detected.source == "detected" else None
 
