@@ -259,3 +259,22 @@ def test_embedded_llm_labels_and_tags_zero_shot(tmp_path):
     [tags] = LLMExperts().run("token-classification", MODEL_ID, {"text": SENTENCE}, tag_ctx)
     found = {(e["text"], e["label"]) for e in tags.data}
     assert ("Barack Obama", "PERSON") in found and any(e["text"].startswith("Apple") for e in tags.data)
+
+
+def test_a_text_in_capitals_is_translated_in_sentence_case(tmp_path):
+    """An OCR'd sign in capitals reaches the LLM in sentence case: a small model copies capitals untranslated."""
+    from hgpt_magic import testing
+
+    llm = testing.ScriptedLLM(["Farmacia\nServizio notturno oggi", "x", "x", "x"])
+
+    def translate(task: str, text: str) -> str:
+        ctx = ExpertContext(run_dir=tmp_path, task_id=1, task=task, llm=llm)
+        [art] = LLMExperts().run(task, MODEL_ID, {"text": text, "language": "Italian"}, ctx)
+        return art.text
+
+    assert translate("translation", "APOTHEKE\nNOTDIENST HEUTE") == "Farmacia\nServizio notturno oggi"
+    assert llm.requests[0]["messages"][-1]["content"] == "Apotheke\nNotdienst heute"
+    # mixed case and digits stay as they are; so does a text in capitals for another task
+    for task, text in [("translation", "Welcome to the LIBRARY"), ("translation", "192.00"), ("summarization", "TOTAL 192.00")]:
+        translate(task, text)
+        assert llm.requests[-1]["messages"][-1]["content"] == text

@@ -80,6 +80,8 @@ class LLMExperts(ExpertBackend):
         )
         if task == "question-answering":
             body = f"Context:\n{inputs.get('context', '')}\n\nQuestion: {inputs.get('text', '')}"
+        elif task == "translation":
+            body = sentence_case_if_all_capitals(inputs.get("text", ""))
         else:
             body = inputs.get("text", "")
         # The user's request is context for the system message only: in the user turn, a small model
@@ -91,6 +93,26 @@ class LLMExperts(ExpertBackend):
             [{"role": "system", "content": system}, {"role": "user", "content": body}], max_tokens=400
         )
         return [Artifact(kind="text", text=reply.text.strip())]
+
+
+def sentence_case_if_all_capitals(text: str) -> str:
+    """`text` with each line in sentence case when all its letters are capitals, else `text` unchanged.
+
+    Signs and labels read by OCR come in capitals, and a small model takes words in capitals for names or
+    codes and copies them untranslated: the embedded model gave "APOTHEKE" for "APOTHEKE / NOTDIENST HEUTE"
+    into Italian and "Farmacia" for "Apotheke / Notdienst heute"; in 10 such signs, 7 were copied or garbled
+    in capitals and right in sentence case, none the other way round.
+    """
+    cased = [c for c in text if c.lower() != c.upper()]  # letters with a capital form (not digits, not CJK)
+    if not cased or not all(c.isupper() for c in cased):
+        return text
+    return "\n".join(_sentence_case(line) for line in text.split("\n"))
+
+
+def _sentence_case(line: str) -> str:
+    lowered = line.lower()
+    first = next((i for i, c in enumerate(lowered) if c.isalpha()), None)
+    return lowered if first is None else lowered[:first] + lowered[first].upper() + lowered[first + 1:]
 
 
 def _labels(inputs: dict[str, str]) -> list[str]:
