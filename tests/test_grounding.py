@@ -278,3 +278,18 @@ def test_when_a_result_the_user_asked_for_is_missing_the_answer_is_the_runs_own(
     assert [c.stage for c in run.llm_calls] == ["plan"]  # no answer sentence was asked for
     assert "drawing" not in run.answer and "Not done:" in run.answer and "HF_TOKEN" in run.answer
     assert run.results[0].status == "done" and run.results[1].status != "done"
+
+
+def test_an_answer_that_only_repeats_the_request_is_replaced_by_the_runs_facts():
+    plan = Plan([Task(0, "text-to-speech", args={"text": "The appointment is on Tuesday"})])
+    results = {0: TaskResult(0, "text-to-speech", status="done", inputs={"text": "The appointment is on Tuesday"},
+                             artifacts=[Artifact("audio", path="runs/1/0.wav", text="speech audio (2.0 s, English)")])}
+    request = "Und lies die englische Fassung laut vor."
+    assert check_answer("Die englische Fassung laut vor.", request, plan, results) == [
+        "repeats the request instead of reporting the results"]
+    final = grounded("Die englische Fassung laut vor.", request, plan, results)
+    assert final.startswith("Files:\n- runs/1/0.wav")
+    # a sentence of its own, a word of a result, or a number is an answer
+    for answer in ("Ich habe die englische Fassung vorgelesen.", "Die Fassung: The appointment is on Tuesday.",
+                   "Es waren noch mal 1 Gesichter."):
+        assert check_answer(answer, request + " Es waren noch mal Gesichter", plan, results) == [], answer
