@@ -16,15 +16,14 @@ rebuilt one.
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import os
-import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 from .. import settings
 from ..settings import cache_dir
+from ..weight_parts import check_free_space, data_file, join
 
 GGUF_NAME = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 GGUF_SIZE = 1_117_320_768
@@ -97,65 +96,31 @@ def _is_ready(target: Path) -> bool:
 
 def part_files() -> list[Path]:
     """The data file of each weight package, in join order; a clear error when some are missing."""
-    found: list[Path] = []
-    missing: list[str] = []
-    for package in PART_PACKAGES:
-        try:
-            dist = importlib.metadata.distribution(package)
-        except importlib.metadata.PackageNotFoundError:
-            missing.append(package)
-            continue
-        data = [f for f in dist.files or [] if f.suffix == ".bin" and "data" in f.parts]
-        path = Path(dist.locate_file(data[0])) if len(data) == 1 else None
-        if path is None or not path.is_file():
-            missing.append(package)
-        else:
-            found.append(path)
+    found = {package: data_file(package) for package in PART_PACKAGES}
+    missing = [package for package, path in found.items() if path is None]
     if missing:
         raise RuntimeError(
             f"the embedded LLM's weights are not installed ({len(missing)} of {len(PART_PACKAGES)} parts "
             f"missing, e.g. {missing[0]}); run: {INSTALL_HINT}"
         )
-    return found
+    return list(found.values())
 
 
 def _join(parts: list[Path], target: Path, progress: bool) -> None:
     """Concatenate `parts` into a temp file beside `target`, verify it, then move it into place atomically."""
     from tqdm.auto import tqdm
 
-    free = shutil.disk_usage(target.parent).free
-    if free < GGUF_SIZE:
-        raise RuntimeError(
-            f"not enough disk space in {target.parent} to assemble the local model "
-            f"({GGUF_SIZE / 1e9:.1f} GB needed, {free / 1e9:.1f} GB free); set HGPT_CACHE to another folder"
-        )
-    digest = hashlib.sha256()
+    check_free_space(target.parent, GGUF_SIZE, "the local model")
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=".tmp")
+    os.close(fd)
     tmp = Path(tmp_name)
     try:
-        with (
-            os.fdopen(fd, "wb") as out,
-            tqdm(
-                total=GGUF_SIZE,
-                unit="B",
-                unit_scale=True,
-                desc="hgpt-magic: assembling local model",
-                file=sys.stderr,
-                disable=not progress,
-            ) as bar,
-        ):
-            for part in parts:
-                with open(part, "rb") as src:
-                    while chunk := src.read(_CHUNK):
-                        out.write(chunk)
-                        digest.update(chunk)
-                        bar.update(len(chunk))
-            out.flush()
-            os.fsync(out.fileno())
-        size = tmp.stat().st_size
-        if size != GGUF_SIZE or digest.hexdigest() != GGUF_SHA256:
+        with tqdm(total=GGUF_SIZE, unit="B", unit_scale=True, desc="hgpt-magic: assembling local model",
+                  file=sys.stderr, disable=not progress) as bar:
+            size, sha256 = join(parts, tmp, on_bytes=bar.update)
+        if size != GGUF_SIZE or sha256 != GGUF_SHA256:
             raise RuntimeError(
-                f"the assembled local model is corrupt ({size} bytes, sha256 {digest.hexdigest()}; expected "
+                f"the assembled local model is corrupt ({size} bytes, sha256 {sha256}; expected "
                 f"{GGUF_SIZE} bytes, sha256 {GGUF_SHA256}); reinstall the parts: "
                 f'pip install --force-reinstall "hgpt-magic[local]"'
             )

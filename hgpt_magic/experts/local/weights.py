@@ -10,8 +10,6 @@ looked right after the check.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
 import json
 import os
 import shutil
@@ -20,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ... import settings
+from ...weight_parts import check_free_space, data_file, join
 
-_CHUNK = 1 << 20
 _STAMP = ".verified.json"
 
 
@@ -89,15 +87,7 @@ class PartedModel:
 
 
 def _piece_path(piece: Piece) -> Path | None:
-    try:
-        dist = importlib.metadata.distribution(piece.package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    for file in dist.files or []:
-        if file.name == piece.name and "data" in file.parts:
-            path = Path(dist.locate_file(file))
-            return path if path.is_file() else None
-    return None
+    return data_file(piece.package, piece.name)
 
 
 def _stamp_of(path: Path) -> list[int]:
@@ -119,33 +109,19 @@ def _stamp_matches(target: Path, model: PartedModel) -> bool:
 
 def _assemble(model: PartedModel, sources: dict[str, list[Path]], target: Path) -> None:
     """Join every file into a temporary folder beside `target`, verify each, then move it into place."""
-    need = sum(f.size for f in model.files)
-    free = shutil.disk_usage(target.parent).free
-    if free < need:
-        raise RuntimeError(f"not enough disk space in {target.parent} to assemble {model.folder} ({need / 1e6:.0f} MB "
-                           f"needed, {free / 1e6:.0f} MB free); set HGPT_CACHE to another folder")
+    check_free_space(target.parent, sum(f.size for f in model.files), model.folder)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=target.name + ".", suffix=".tmp"))
     try:
         stamp = {}
         for file in model.files:
-            out_path = tmp / file.name
-            digest = hashlib.sha256()
-            with open(out_path, "wb") as out:
-                for source in sources[file.name]:
-                    with open(source, "rb") as src:
-                        while chunk := src.read(_CHUNK):
-                            out.write(chunk)
-                            digest.update(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            size = out_path.stat().st_size
-            if size != file.size or digest.hexdigest() != file.sha256:
+            size, sha256 = join(sources[file.name], tmp / file.name)
+            if size != file.size or sha256 != file.sha256:
                 raise RuntimeError(
                     f"{model.folder}/{file.name} joined from its packages is corrupt ({size} bytes, sha256 "
-                    f"{digest.hexdigest()}; expected {file.size} bytes, sha256 {file.sha256}); reinstall: "
+                    f"{sha256}; expected {file.size} bytes, sha256 {file.sha256}); reinstall: "
                     f"pip install --force-reinstall {' '.join(model.packages)}"
                 )
-            os.chmod(out_path, 0o644)
+            os.chmod(tmp / file.name, 0o644)
         os.chmod(tmp, 0o755)
         if target.exists():  # a folder left half-written or changed since: replaced whole
             shutil.rmtree(target)
