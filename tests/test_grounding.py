@@ -289,6 +289,9 @@ def test_an_answer_that_only_repeats_the_request_is_replaced_by_the_runs_facts()
         "repeats the request instead of reporting the results"]
     final = grounded("Die englische Fassung laut vor.", request, plan, results)
     assert final.startswith("Files:\n- runs/1/0.wav")
+    german = Plan([Task(0, "text-to-speech", args={"text": "Die Bibliothek ist bis Mai zu."})])
+    assert check_answer("Die Zusammenfassung laut vor.", "Lies die Zusammenfassung laut vor.", german, results) == [
+        "repeats the request instead of reporting the results"]  # "die" is in a result, and says nothing
     # a sentence of its own, a word of a result, or a number is an answer
     for answer in ("Ich habe die englische Fassung vorgelesen.", "Die Fassung: The appointment is on Tuesday.",
                    "Es waren noch mal 1 Gesichter."):
