@@ -250,11 +250,17 @@ def _check_echo(answer: str, request: str, plan: Plan, results: Mapping[int, Tas
     said = _words(" ".join(w for w in answer.split() if not named_files(w)))
     if len(said) < 3 or not said <= _words(request):
         return []
-    found = _words(" ".join([*(json.dumps(t.args, ensure_ascii=False) for t in plan)] + [
-        f"{a.text} {json.dumps(a.data, ensure_ascii=False, default=str)}" for r in results.values() for a in r.artifacts
-    ]))
+    found = _words(_run_text(plan, results))
     reported = {w for w in said & found if len(w) > 3 or any(c.isdigit() for c in w)}  # not "die", "le", "the"
     return [] if reported else ["repeats the request instead of reporting the results"]
+
+
+def _run_text(plan: Plan, results: Mapping[int, TaskResult]) -> str:
+    """Everything the run says, as one text to look an answer's words up in: the plan's arguments and every
+    artifact's text and data."""
+    return " ".join([*(json.dumps(t.args, ensure_ascii=False) for t in plan)] + [
+        f"{a.text} {json.dumps(a.data, ensure_ascii=False, default=str)}" for r in results.values() for a in r.artifacts
+    ])
 
 
 def _words(text: str) -> set[str]:
@@ -336,9 +342,7 @@ def _check_files(answer: str, request: str, results: Mapping[int, TaskResult]) -
 def _check_quotes(answer: str, request: str, plan: Plan, results: Mapping[int, TaskResult]) -> list[str]:
     """A quoted text is a claim that a result (or the request) says it: "In Spanish: "NO PARQUEO"" when no
     translation ran is made up."""
-    sources = letters(" ".join([request, *(json.dumps(t.args, ensure_ascii=False) for t in plan)] + [
-        f"{a.text} {json.dumps(a.data, ensure_ascii=False, default=str)}" for r in results.values() for a in r.artifacts
-    ]))
+    sources = letters(request + " " + _run_text(plan, results))
     problems = []
     for text in quoted_texts(answer, backticks=False):
         if len(letters(text)) >= 4 and letters(text) not in sources:

@@ -122,3 +122,10 @@ def answer_language(request: str) -> str | None:
         own_words = own_words.replace(quote, " ")
     detected = detect_language(own_words)
     return detected.name if detected.source == "detected" and detected.code != "en" else None
+
+
+def in_users_language(request: str, what: str = "it") -> str:
+    """" Write {what} in German, the language of the user's request." for a request in another language than
+    English (`answer_language`), "" otherwise: appended to the instruction of an LLM that writes for the user."""
+    name = answer_language(request) if request else None
+    return f" Write {what} in {name}, the language of the user's request." if name else ""

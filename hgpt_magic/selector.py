@@ -274,16 +274,19 @@ class Selector:
     def will_ask(self, plan: Plan, request: str = "") -> bool:
         """Whether `select(plan, request)` would call the LLM (so a caller loads it only then)."""
         policy = self.ask_policy()
-        return any(self.should_ask(self.candidates(t.task, language=input_language(t, request, self.registry)), request, policy)
-                   for t in plan)
+        return any(self.should_ask(self.offered(t, request)[1], request, policy) for t in plan)
+
+    def offered(self, task: Task, request: str = "") -> tuple[str | None, list[Candidate]]:
+        """The language of what `task` reads (`input_language`) and its candidates ranked for it."""
+        language = input_language(task, request, self.registry)
+        return language, self.candidates(task.task, language=language)
 
     def select(self, plan: Plan, request: str = "", calls: list[LLMCall] | None = None) -> Selection:
         policy = self.ask_policy()
         choices: dict[int, Choice] = {}
         to_ask: dict[int, tuple[Task, list[Candidate]]] = {}
         for task in plan:
-            language = input_language(task, request, self.registry)
-            offered = self.candidates(task.task, language=language)
+            language, offered = self.offered(task, request)
             if not offered:
                 choices[task.id] = Choice(task.id, None, None, no_backend_reason(task.task), [])
             elif len(offered) == 1:

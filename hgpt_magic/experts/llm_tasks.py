@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..catalog import ModelCard
-from ..languages import answer_language
+from ..languages import in_users_language
 from ..parsing import extract_json
 from ..registry import Registry, default_registry
 from ..types import Artifact
@@ -84,8 +84,8 @@ class LLMExperts(ExpertBackend):
         instruction = _INSTRUCTIONS.get(task, "Do the task below. Reply with the result only.").format(
             language=language
         )
-        if task in WRITTEN_FOR_THE_USER and ctx.request and (users := answer_language(ctx.request)):
-            instruction += f" Write it in {users}, the language of the user's request."
+        if task in WRITTEN_FOR_THE_USER:
+            instruction += in_users_language(ctx.request)
         if task == "question-answering":
             body = f"Context:\n{inputs.get('context', '')}\n\nQuestion: {inputs.get('text', '')}"
         elif task == "translation":

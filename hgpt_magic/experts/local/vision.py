@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...drawing import PALETTE, draw_boxes
-from ...languages import answer_language
+from ...languages import in_users_language
 from ...text import letters
 from ...types import Artifact
 from ..base import ExpertContext, ExpertError
@@ -238,8 +238,7 @@ def run_docqa(inputs: dict[str, str], ctx: ExpertContext) -> list[Artifact]:
 def _ask_llm(ctx: ExpertContext, document: str, question: str) -> str:
     from ...llm import LLMError
 
-    users = answer_language(ctx.request) if ctx.request else None  # a French question gets a French answer
-    system = DOCQA_SYSTEM + (f" Write the answer in {users}, the language of the user's request." if users else "")
+    system = DOCQA_SYSTEM + in_users_language(ctx.request, "the answer")  # a French question, a French answer
     messages = [
         {"role": "system", "content": system},
         {"role": "user", "content": f'Document text:\n"""\n{document}\n"""\n\nQuestion: {question}'},
