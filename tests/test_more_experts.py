@@ -265,7 +265,7 @@ def test_a_text_in_capitals_is_translated_in_sentence_case(tmp_path):
     """An OCR'd sign in capitals reaches the LLM in sentence case: a small model copies capitals untranslated."""
     from hgpt_magic import testing
 
-    llm = testing.ScriptedLLM(["Farmacia\nServizio notturno oggi", "x", "x", "x"])
+    llm = testing.ScriptedLLM(["Farmacia\nServizio notturno oggi", "x", "192.00", "x"])
 
     def translate(task: str, text: str) -> str:
         ctx = ExpertContext(run_dir=tmp_path, task_id=1, task=task, llm=llm)

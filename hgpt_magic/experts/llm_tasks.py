@@ -11,9 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from ..catalog import ModelCard
-from ..languages import in_users_language
+from ..languages import detect_language, in_users_language, language_code
 from ..parsing import extract_json
 from ..registry import Registry, default_registry
+from ..stated_numbers import numbers_kept, stated_numbers, with_digits
 from ..types import Artifact
 from .base import CONTROLLER_LLM_ID, ExpertBackend, ExpertContext, ExpertError
 
@@ -92,15 +93,35 @@ class LLMExperts(ExpertBackend):
             body = sentence_case_if_all_capitals(inputs.get("text", ""))
         else:
             body = inputs.get("text", "")
-        # The user's request is context for the system message only: in the user turn, a small model
-        # mistakes it for part of the text to work on (and translates it too).
-        system = f"{instruction} No preamble, no notes, no quotes around the result."
-        if ctx.request:
-            system += f"\n(The user's overall request, for context only: {ctx.request})"
-        reply = ctx.llm.chat(
-            [{"role": "system", "content": system}, {"role": "user", "content": body}], max_tokens=400
-        )
-        return [Artifact(kind="text", text=reply.text.strip())]
+        if task == "translation":
+            return [_translate(instruction, body, language, ctx)]
+        return [Artifact(kind="text", text=_write(instruction, body, ctx))]
+
+
+def _write(instruction: str, body: str, ctx: ExpertContext) -> str:
+    """One chat: `instruction` as the system message, `body` as the user's turn; the reply's text."""
+    # The user's request is context for the system message only: in the user turn, a small model
+    # mistakes it for part of the text to work on (and translates it too).
+    system = f"{instruction} No preamble, no notes, no quotes around the result."
+    if ctx.request:
+        system += f"\n(The user's overall request, for context only: {ctx.request})"
+    reply = ctx.llm.chat([{"role": "system", "content": system}, {"role": "user", "content": body}], max_tokens=400)
+    return reply.text.strip()
+
+
+def _translate(instruction: str, text: str, language: str, ctx: ExpertContext) -> Artifact:
+    """The translation of `text`, checked for the numbers it states: a translation that changed one ("ten
+    o'clock" -> "las once") is made once more from the text with its numbers in digits, which the model
+    copies; the second is kept only when it has the numbers right, so the check never makes a result worse."""
+    source_language = ctx.languages.get("text") or detect_language(text).code
+    target_language = language_code(language)
+    translation = _write(instruction, text, ctx)
+    if numbers_kept(text, source_language, translation, target_language):
+        return Artifact(kind="text", text=translation)
+    again = _write(instruction, with_digits(text, source_language), ctx)
+    if numbers_kept(text, source_language, again, target_language):
+        return Artifact(kind="text", text=again, data={"translated_twice": "the first translation changed a number"})
+    return Artifact(kind="text", text=translation, data={"numbers_differ": sorted(stated_numbers(text, source_language))})
 
 
 def sentence_case_if_all_capitals(text: str) -> str:
