@@ -16,7 +16,9 @@ import re
 
 SMALLEST_COMPARED = 3
 
-_DIGIT_RUN = re.compile(r"\d+")
+#: Digit runs are read 30 digits at a time: a longer run is no number a person states, and `int()` refuses
+#: strings of over 4,300 digits.
+_DIGIT_RUN = re.compile(r"\d{1,30}")
 
 
 @functools.lru_cache(maxsize=1)

@@ -69,3 +69,14 @@ def test_a_translation_with_its_numbers_right_takes_one_call(tmp_path):
     art = _translate(tmp_path, llm, "Room 12 is closed.")
     assert art.text == "La sala 12 está cerrada." and art.data is None
     assert len(llm.requests) == 1
+
+
+def test_a_text_with_its_numbers_in_digits_already_is_not_sent_again(tmp_path):
+    llm = testing.ScriptedLLM(["La sala 21 está cerrada.", "unused"])
+    art = _translate(tmp_path, llm, "Room 12 is closed.")
+    assert art.text == "La sala 21 está cerrada." and art.data == {"numbers_differ": [12]}
+    assert len(llm.requests) == 1
+
+
+def test_a_run_of_thousands_of_digits_is_read_without_error():
+    assert stated_numbers("9" * 4500, None) == {int("9" * 30)}  # 150 runs of 30 digits (int() refuses 4,301)

@@ -112,15 +112,18 @@ def _write(instruction: str, body: str, ctx: ExpertContext) -> str:
 def _translate(instruction: str, text: str, language: str, ctx: ExpertContext) -> Artifact:
     """The translation of `text`, checked for the numbers it states: a translation that changed one ("ten
     o'clock" -> "las once") is made once more from the text with its numbers in digits, which the model
-    copies; the second is kept only when it has the numbers right, so the check never makes a result worse."""
+    copies; the second is kept only when it has the numbers right, so the check never makes a result worse.
+    A text whose numbers are in digits already is not sent again: the model would answer the same."""
     source_language = ctx.languages.get("text") or detect_language(text).code
     target_language = language_code(language)
     translation = _write(instruction, text, ctx)
     if numbers_kept(text, source_language, translation, target_language):
         return Artifact(kind="text", text=translation)
-    again = _write(instruction, with_digits(text, source_language), ctx)
-    if numbers_kept(text, source_language, again, target_language):
-        return Artifact(kind="text", text=again, data={"translated_twice": "the first translation changed a number"})
+    in_digits = with_digits(text, source_language)
+    if in_digits != text:  # the same text again would get the same translation
+        again = _write(instruction, in_digits, ctx)
+        if numbers_kept(text, source_language, again, target_language):
+            return Artifact(kind="text", text=again, data={"translated_twice": "the first translation changed a number"})
     return Artifact(kind="text", text=translation, data={"numbers_differ": sorted(stated_numbers(text, source_language))})
 
 
