@@ -80,3 +80,14 @@ def test_a_text_with_its_numbers_in_digits_already_is_not_sent_again(tmp_path):
 
 def test_a_run_of_thousands_of_digits_is_read_without_error():
     assert stated_numbers("9" * 4500, None) == {int("9" * 30)}  # 150 runs of 30 digits (int() refuses 4,301)
+
+
+@needs_text2num
+def test_file_names_and_urls_are_no_statements_and_stay_as_they_are():
+    text = "The photo /tmp/run-171/four_seasons.png from https://example.org/p/42 was taken at ten"
+    assert stated_numbers(text, "en") == {10}
+    assert with_digits(text, "en") == "The photo /tmp/run-171/four_seasons.png from https://example.org/p/42 was taken at 10"
+
+
+def test_prices_dates_and_fractions_are_prose_not_file_names():
+    assert stated_numbers("3.60 EUR on 12/05/2024, open 24/7, see report.pdf or C:\\run5\\x", None) == {60, 2024, 12, 5, 24, 7, 3}
