@@ -14,10 +14,9 @@ rewritten ("data/four_seasons.png" stays as it is).
 from __future__ import annotations
 
 import functools
-import mimetypes
 import re
 
-from .text import URL
+from .text import prose_and_names
 
 SMALLEST_COMPARED = 3
 
@@ -37,32 +36,19 @@ def _alpha2digit():
 
 def with_digits(text: str, language: str | None) -> str:
     """`text` with its numbers in words written in digits ("at ten o'clock" -> "at 10 o'clock") when text2num
-    reads `language` (a code: "en", "de" ...); `text` unchanged otherwise."""
+    reads `language` (a code: "en", "de" ...); `text` unchanged otherwise. Names stay as they are."""
+    pieces = prose_and_names(text)  # odd pieces are names
+    return "".join(piece if n % 2 else _in_digits(piece, language) for n, piece in enumerate(pieces))
+
+
+def _in_digits(prose: str, language: str | None) -> str:
     convert = _alpha2digit()
     if convert is None or not language:
-        return text
-    pieces = _prose_and_names(text)
-    try:  # odd pieces are the names, kept as they are
-        return "".join(piece if n % 2 else convert(piece, language) for n, piece in enumerate(pieces))
+        return prose
+    try:
+        return convert(prose, language)
     except ValueError:  # a language text2num does not read
-        return text
-
-
-#: What may stand around a name in a sentence: quotes, brackets, punctuation.
-_AROUND = "\"'`«»“”‘’„()[]{}<>,;:.!?…"
-
-
-def _prose_and_names(text: str) -> list[str]:
-    """`text` cut into prose and names, alternately (odd pieces are names): URLs, and words with letters that
-    are paths ("/tmp/run-171/a.png", "C:\\x") or file names ("report.pdf"). "3.60" and "24/7" are prose."""
-    names = {m.group(0) for m in URL.finditer(text)}
-    for word in URL.sub(" ", text).split():
-        word = word.strip(_AROUND)
-        if any(c.isalpha() for c in word) and ("/" in word or "\\" in word or mimetypes.guess_type(word)[0]):
-            names.add(word)
-    if not names:
-        return [text]
-    return re.split("(" + "|".join(map(re.escape, sorted(names, key=len, reverse=True))) + ")", text)
+        return prose
 
 
 def stated_numbers(text: str, language: str | None) -> frozenset[int]:
@@ -70,8 +56,8 @@ def stated_numbers(text: str, language: str | None) -> frozenset[int]:
 
     "3.60" and "3,60" both state {3, 60}: the groups of a decimal or a time are compared one by one, so the
     separators of different languages do not matter."""
-    prose = " ".join(_prose_and_names(text)[::2])
-    values = (int(run) for run in _DIGIT_RUN.findall(with_digits(prose, language)))
+    prose = " ".join(prose_and_names(text)[::2])
+    values = (int(run) for run in _DIGIT_RUN.findall(_in_digits(prose, language)))
     return frozenset(value for value in values if value >= SMALLEST_COMPARED)
 
 

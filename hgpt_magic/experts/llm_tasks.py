@@ -14,7 +14,7 @@ from ..catalog import ModelCard
 from ..languages import detect_language, in_users_language, language_code
 from ..parsing import extract_json
 from ..registry import Registry, default_registry
-from ..stated_numbers import numbers_kept, stated_numbers, with_digits
+from ..stated_numbers import stated_numbers, with_digits
 from ..types import Artifact
 from .base import CONTROLLER_LLM_ID, ExpertBackend, ExpertContext, ExpertError
 
@@ -116,15 +116,16 @@ def _translate(instruction: str, text: str, language: str, ctx: ExpertContext) -
     A text whose numbers are in digits already is not sent again: the model would answer the same."""
     source_language = ctx.languages.get("text") or detect_language(text).code
     target_language = language_code(language)
+    wanted = stated_numbers(text, source_language)
     translation = _write(instruction, text, ctx)
-    if numbers_kept(text, source_language, translation, target_language):
+    if stated_numbers(translation, target_language) == wanted:
         return Artifact(kind="text", text=translation)
     in_digits = with_digits(text, source_language)
     if in_digits != text:  # the same text again would get the same translation
         again = _write(instruction, in_digits, ctx)
-        if numbers_kept(text, source_language, again, target_language):
+        if stated_numbers(again, target_language) == wanted:
             return Artifact(kind="text", text=again, data={"translated_twice": "the first translation changed a number"})
-    return Artifact(kind="text", text=translation, data={"numbers_differ": sorted(stated_numbers(text, source_language))})
+    return Artifact(kind="text", text=translation, data={"numbers_differ": sorted(wanted)})
 
 
 def sentence_case_if_all_capitals(text: str) -> str:
